@@ -1,0 +1,1486 @@
+"""Restart a Python process when its source changes: one file, standard library only.
+
+Two ways to use it::
+
+    python -m reloader app.py [args...]      # run app.py, run it again on every save
+    python -m reloader -m package [args...]  # the same for a module
+
+    import reloader                          # inside a long-running program
+    reloader.start()
+
+A daemon thread polls the file of every imported module, and every path given
+to ``watch()``, every ``check_time`` milliseconds. When one changes, and the
+burst of changes has settled, the process re-executes itself with the same
+command line (``os.execv``: the pid stays). When Tornado or asyncio runs a loop
+in the thread that called ``start()``, the restart happens on that loop.
+``listening_socket()`` keeps a server's port open through the restart, so
+clients that connect meanwhile wait instead of being refused.
+
+Limits: the restart is a re-execution, so any state that lives only in memory
+is lost (reload hooks can save it). The polling costs one ``stat`` per watched
+file per scan. A changed ``.py`` file that does not compile holds the restart
+until it does; other errors only show when the new process imports the file,
+and the ``python -m reloader`` wrapper covers those. Where ``execv`` is not
+available (Windows, or macOS with threads running) the restart starts a new
+process and waits for it instead, and a listening socket cannot be handed over.
+On Python 3.9 a program run with ``-c`` cannot be re-executed. A program that
+changes directory should import this module first: the restart runs from the
+directory that was current then. Files are compared by modification time,
+size and inode, so an edit made within the same clock tick as a scan that
+keeps all three is caught by comparing contents, for two seconds after each
+change.
+
+Copyright (c) 2026 the reloader authors.
+
+Permission is hereby granted, free of charge, to any person obtaining a copy
+of this software and associated documentation files (the "Software"), to deal
+in the Software without restriction, including without limitation the rights
+to use, copy, modify, merge, publish, distribute, sublicense, and/or sell
+copies of the Software, and to permit persons to whom the Software is
+furnished to do so, subject to the following conditions:
+
+The above copyright notice and this permission notice shall be included in all
+copies or substantial portions of the Software.
+
+THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND, EXPRESS OR
+IMPLIED, INCLUDING BUT NOT LIMITED TO THE WARRANTIES OF MERCHANTABILITY,
+FITNESS FOR A PARTICULAR PURPOSE AND NONINFRINGEMENT. IN NO EVENT SHALL THE
+AUTHORS OR COPYRIGHT HOLDERS BE LIABLE FOR ANY CLAIM, DAMAGES OR OTHER
+LIABILITY, WHETHER IN AN ACTION OF CONTRACT, TORT OR OTHERWISE, ARISING FROM,
+OUT OF OR IN CONNECTION WITH THE SOFTWARE OR THE USE OR OTHER DEALINGS IN THE
+SOFTWARE.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import sys
+import threading
+import time
+
+# ``typing`` costs a few milliseconds of every start-up: annotations stay
+# strings, and mypy treats any name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import socket
+    from collections.abc import Callable, Iterable, Sequence
+    from typing import Any, NoReturn, Protocol, Union
+
+    class _TornadoLoop(Protocol):
+        def add_callback(self, callback: Callable[[], object]) -> None: ...
+
+    class _AsyncioLoop(Protocol):
+        def call_soon_threadsafe(self, callback: Callable[[], object]) -> object: ...
+
+    _Loop = Union[_TornadoLoop, _AsyncioLoop]
+    _Print = Union[tuple[int, int, int], None, object]
+
+__all__ = [
+    "start",
+    "stop",
+    "wait",
+    "watch",
+    "add_reload_hook",
+    "restart",
+    "set_close_exec",
+    "listening_socket",
+    "main",
+]
+
+__version__ = "0.1.0"
+
+_log = logging.getLogger("reloader")
+
+
+# ---------------------------------------------------------------------------
+# The public API: thin wrappers around the one private state object.
+
+
+def start(io_loop: _Loop | None = None, check_time: float = 500) -> None:
+    """Start watching in a daemon thread named ``reloader``.
+
+    Every ``check_time`` milliseconds the thread compares the files of all
+    imported modules, and of every ``watch()``ed path, with what it saw
+    before. On a change it restarts the process: on ``io_loop`` if given (an
+    object with ``add_callback``, as Tornado's IOLoop, or with
+    ``call_soon_threadsafe``, as an asyncio loop), else on the Tornado or
+    asyncio loop current in the calling thread, else from the watcher thread.
+
+    Raises ``TypeError`` if ``check_time`` is not a number or ``io_loop`` has
+    neither method, ``ValueError`` if ``check_time`` is not a positive finite
+    number. A second call while running logs a warning and changes nothing.
+    Does nothing in the children of Tornado's ``fork_processes``.
+    """
+    interval = _check_interval(check_time)
+    loop = _find_loop(io_loop)
+    _state.start(loop, interval, owner="program")
+
+
+def stop() -> None:
+    """Stop the watcher thread and return once it has stopped.
+
+    Harmless when not running; ``start()`` may be called again afterwards.
+    Changes made while stopped are seen by the next scan after ``start()``.
+    """
+    _state.stop()
+
+
+def wait() -> NoReturn:
+    """Block the calling thread until a watched file changes, then restart.
+
+    The restart runs on the calling thread. A watcher thread started with
+    ``start()`` is stopped first; nothing it had seen is forgotten. Never
+    returns normally: if the restart cannot happen, the error is logged and
+    the wait goes on.
+    """
+    _state.stop()
+    interval = _state.check_time or 0.5
+    _state.watcher.run(interval, _state.stop_event_for_wait(), on_change=None)
+    raise AssertionError("unreachable: the watcher loop only ends by restarting")
+
+
+def watch(path: str | os.PathLike[str]) -> None:
+    """Also watch ``path``: a file, or a folder and every file under it.
+
+    A relative path is resolved against the current working directory now.
+    A path that does not exist yet is watched for its appearance; in a
+    folder, a file that appears is a change. Raises ``TypeError`` if ``path``
+    is not a ``str`` or ``os.PathLike``, ``ValueError`` if it is empty.
+    """
+    if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
+        raise TypeError(
+            f"watch() needs a str or os.PathLike path, not {type(path).__name__}"
+        )
+    name = os.fspath(path)
+    if not isinstance(name, str):
+        raise TypeError(f"watch() needs a path that is a str, not {name!r}")
+    if not name:
+        raise ValueError("watch() needs a non-empty path")
+    _state.watcher.add_root(os.path.abspath(name))
+
+
+def add_reload_hook(fn: Callable[[], object]) -> None:
+    """Call ``fn()`` before every restart, after the hooks added before it.
+
+    Hooks run on the thread that performs the restart. A hook that raises is
+    logged and the restart goes on. Raises ``TypeError`` if ``fn`` is not
+    callable.
+    """
+    if not callable(fn):
+        raise TypeError(f"add_reload_hook() needs a callable, not {fn!r}")
+    with _state.lock:
+        _state.hooks.append(fn)
+
+
+def restart() -> None:
+    """Restart the process now: run the reload hooks, then re-execute.
+
+    Returns only if the re-execution failed (the interpreter was deleted,
+    say): the reason is logged and the process goes on, still watching. A
+    call made while another restart is under way returns at once.
+    """
+    _state.restart()
+
+
+def set_close_exec(fd: int | _HasFileno) -> None:
+    """Mark a file descriptor close-on-exec, so a restart does not leak it.
+
+    ``fd`` is an int or an object with ``fileno()``. Raises ``OSError`` if
+    the descriptor is not open, ``TypeError`` if ``fd`` is neither.
+    """
+    if isinstance(fd, int):
+        os.set_inheritable(fd, False)
+        return
+    fileno = getattr(fd, "fileno", None)
+    if fileno is None:
+        raise TypeError(f"set_close_exec() needs an int or fileno(), not {fd!r}")
+    os.set_inheritable(fileno(), False)
+
+
+def listening_socket(address: Any, **kwargs: Any) -> socket.socket:
+    """Return a listening socket for ``address`` that survives restarts.
+
+    The first run gets ``socket.create_server(address, **kwargs)``; after a
+    restart by ``execv`` the same socket is handed over, so clients that
+    connect during the restart wait in its backlog instead of being refused.
+    Port 0 keeps the port the first run was given. A hand-over that does not
+    check out (not from this process, not a listening socket on that address)
+    is ignored with a warning. Raises what ``create_server`` raises.
+    """
+    return _state.sockets.get(address, kwargs)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``python -m reloader``; see ``--help``.
+
+    Runs the program in this process as ``python`` would, reports how it
+    ended, then waits for a change to any file it involved and runs it again
+    in a fresh process. Returns (or exits with) 0 after success with
+    ``--until-success``, 2 for bad options, 130 on Ctrl-C.
+    """
+    try:
+        return _Wrapper(sys.argv[1:] if argv is None else list(argv)).run()
+    except KeyboardInterrupt:
+        return 130
+
+
+if TYPE_CHECKING:
+
+    class _HasFileno(Protocol):
+        def fileno(self) -> int: ...
+
+
+# ---------------------------------------------------------------------------
+# The state: one object, so that the module's globals are written in one place.
+
+# Environment variables that carry state through ``execv``; see "Carrying the
+# reference time across a restart" and ``_Sockets``.
+_SINCE_ENV = "RELOADER_SINCE"
+_SOCKETS_ENV = "RELOADER_SOCKETS"
+
+
+class _State:
+    def __init__(self, own_environment: bool) -> None:
+        self.lock = threading.Lock()
+        self.hooks: list[Callable[[], object]] = []
+        self.cwd = os.getcwd()
+        self.argv: list[str] | None = None
+        self.thread: threading.Thread | None = None
+        self.stop_event = threading.Event()
+        self.owner = ""
+        self.check_time = 0.0
+        self.restarting = False
+        self.watcher = _Watcher(_reference_time(own_environment))
+        self.sockets = _Sockets(own_environment)
+
+    def start(self, loop: _Loop | None, interval: float, owner: str) -> None:
+        if _in_tornado_child():
+            _log.debug("not watching in a child of tornado.process.fork_processes")
+            return
+        with self.lock:
+            running = self.thread is not None and self.thread.is_alive()
+            previous = self.owner
+        if running and not (previous == "wrapper" and owner == "program"):
+            _log.warning("reloader.start() called while already running; ignored")
+            return
+        if running:
+            # The program's own start() under ``python -m reloader`` takes over
+            # from the wrapper's, so its loop and interval apply.
+            self.stop()
+        with self.lock:
+            self.stop_event = threading.Event()
+            self.owner = owner
+            self.check_time = interval
+            self.thread = threading.Thread(
+                target=self.watcher.run,
+                args=(interval, self.stop_event, loop),
+                name="reloader",
+                daemon=True,
+            )
+            self.thread.start()
+
+    def stop(self) -> None:
+        with self.lock:
+            thread, self.thread = self.thread, None
+            self.stop_event.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def stop_event_for_wait(self) -> threading.Event:
+        with self.lock:
+            self.stop_event = threading.Event()
+            return self.stop_event
+
+    def restart(self) -> None:
+        with self.lock:
+            if self.restarting:
+                return
+            self.restarting = True
+            hooks = list(self.hooks)
+        try:
+            _run_hooks(hooks)
+            _reexecute(self.command_line(), self.cwd, self.sockets, self.watcher)
+        finally:
+            with self.lock:
+                self.restarting = False
+
+    def command_line(self) -> list[str]:
+        return list(self.argv) if self.argv is not None else _command_line()
+
+    def after_fork_in_child(self) -> None:
+        # Threads do not survive fork: forget the parent's watcher thread, and
+        # renew the lock, which another thread may have held at the fork.
+        self.lock = threading.Lock()
+        self.thread = None
+        self.stop_event = threading.Event()
+        self.owner = ""
+        self.restarting = False
+
+
+def _check_interval(check_time: object) -> float:
+    """Return ``check_time`` milliseconds in seconds; raise if it is not valid."""
+    if isinstance(check_time, bool) or not isinstance(check_time, (int, float)):
+        raise TypeError(
+            f"check_time must be a number of milliseconds, not {check_time!r}"
+        )
+    if not 0 < check_time < float("inf"):
+        raise ValueError(
+            f"check_time must be a positive number of milliseconds, not {check_time!r}"
+        )
+    return float(check_time) / 1000.0
+
+
+def _find_loop(io_loop: object) -> _Loop | None:
+    """The loop that should perform the restart, in the spec's order."""
+    if io_loop is not None:
+        if not hasattr(io_loop, "add_callback") and not hasattr(
+            io_loop, "call_soon_threadsafe"
+        ):
+            raise TypeError(
+                "io_loop must have add_callback (Tornado) or call_soon_threadsafe "
+                f"(asyncio), not {io_loop!r}"
+            )
+        return io_loop  # type: ignore[return-value]
+    ioloop = sys.modules.get("tornado.ioloop")
+    if ioloop is not None:
+        import warnings
+
+        with warnings.catch_warnings():
+            # Tornado 6.2+ deprecates current() without a running loop; asking
+            # is exactly how we learn there is none.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            current = ioloop.IOLoop.current(instance=False)
+        if current is not None:
+            return current  # type: ignore[no-any-return]
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is not None:
+        try:
+            return asyncio.get_running_loop()  # type: ignore[no-any-return]
+        except RuntimeError:
+            pass  # no loop runs in this thread: the watcher restarts itself
+    return None
+
+
+def _in_tornado_child() -> bool:
+    process = sys.modules.get("tornado.process")
+    return process is not None and process.task_id() is not None
+
+
+def _run_hooks(hooks: Iterable[Callable[[], object]]) -> None:
+    for hook in hooks:
+        try:
+            hook()
+        except Exception:
+            _log.exception("reload hook %r failed; restarting anyway", hook)
+
+
+# ---------------------------------------------------------------------------
+# The watcher.
+#
+# Carrying the reference time across a restart
+# ---------------------------------------------------------------------------
+# A file is only compared with itself: the first scan records what it sees.
+# An edit made after the process started but before that first scan (while
+# the restarted process is still importing, say) would be recorded as the
+# starting point and never seen. So a file seen for the first time counts as
+# changed when its modification time lies after a reference time:
+#
+# * after a restart, the moment the old process took the stat pass that found
+#   every file settled, less a margin. The old process puts it in RELOADER_SINCE
+#   with its pid, which execv keeps; the new one takes it only if the pid is its
+#   own (or its parent's, after the spawn fallback), so a child process the
+#   program starts never inherits it. The margin covers the file systems'
+#   coarse clock, which stamps a write up to a tick (a few ms) before the
+#   time.time_ns() of the same moment; it is smaller than the settle time, so
+#   the files of the burst that caused the restart lie before it.
+# * on a first start, the process's own start time where the system tells it
+#   (Linux), rounded late so a save made just before the launch is not taken
+#   for one made after; elsewhere, the time this module was imported.
+#
+# Modification times in the future are never a first-sight change, so a file
+# from a clock-skewed archive cannot cause a restart loop. A module imported
+# long after start() whose file was edited before its import is seen as
+# changed once: the process restarts one extra time, and the new reference
+# time ends it.
+
+_MARGIN_NS = 20_000_000
+_SETTLE = 0.05
+# Within this many ns of a scan, a write can leave mtime, size and inode as
+# they were (coarse clocks, one-second file systems): such files are compared
+# by content until their last write is older than this.
+_RACY_NS = 2_000_000_000
+_RACY_MAX_BYTES = 1 << 20
+
+_IGNORED_DIRS = frozenset(
+    {
+        "__pycache__",
+        ".git",
+        ".hg",
+        ".svn",
+        ".tox",
+        ".nox",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        "node_modules",
+    }
+)
+_IGNORED_SUFFIXES = (".swp", ".swx", "~", ".pyc")
+_IGNORED_NAMES = frozenset({"4913"})  # vim's probe for a writable folder
+
+_UNSEEN = object()  # a path not stat'ed yet: compared with the reference time
+
+
+def _reference_time(own_environment: bool) -> int:
+    """The reference time in ns; see "Carrying the reference time"."""
+    value = os.environ.get(_SINCE_ENV)
+    if own_environment:
+        os.environ.pop(_SINCE_ENV, None)
+    if value:
+        kind, _, rest = value.partition(":")
+        pid, _, since = rest.partition(":")
+        expected = os.getpid() if kind == "exec" else os.getppid()
+        if kind in ("exec", "spawn") and pid == str(expected) and since.isdigit():
+            return int(since)
+    return _process_start_ns()
+
+
+def _process_start_ns() -> int:
+    now = time.time_ns()
+    if sys.platform == "win32" or not hasattr(time, "CLOCK_BOOTTIME"):
+        return now
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        ticks_per_second = os.sysconf("SC_CLK_TCK")
+        start_ticks = int(fields[19]) + 1  # field 22; +1 rounds late
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - start_ticks / ticks_per_second
+    except (OSError, ValueError, IndexError):
+        return now  # no /proc: the import time is the best we know
+    return now - max(0, int(age * 1e9))
+
+
+class _Dir:
+    """What a watched folder held when it was last listed."""
+
+    __slots__ = ("dirs", "files", "print")
+
+    def __init__(self, fingerprint: tuple[int, int, int]) -> None:
+        self.print = fingerprint
+        self.files: list[str] = []
+        self.dirs: list[str] = []
+
+
+class _Watcher:
+    """The scan: fingerprints of every watched file, compared each pass.
+
+    The hot loop stats a precomputed list of paths, with the fingerprints in
+    a parallel list; the list is rebuilt only when ``sys.modules``, the
+    ``watch()`` list or a watched folder's listing changed.
+    """
+
+    def __init__(self, since: int) -> None:
+        self.since = since
+        self.lock = threading.Lock()
+        self.roots: dict[str, None] = {}
+        self.roots_changed = False
+        self.paths: list[str] = []
+        self.prints: list[_Print] = []
+        self.modules_key: tuple[int, object] | None = None
+        self.module_paths: dict[str, None] = {}
+        self.dirs: dict[str, _Dir] = {}
+        self.gone: dict[str, _Print] = {}
+        self.racy: dict[str, tuple[object, bytes]] = {}
+        self.pending: dict[str, None] = {}
+        self.reported: set[str] = set()
+        self.scan_count = 0
+
+    def add_root(self, path: str) -> None:
+        with self.lock:
+            self.roots[path] = None
+            self.roots_changed = True
+
+    # -- the loop ---------------------------------------------------------
+
+    def run(
+        self, interval: float, stop: threading.Event, on_change: _Loop | None
+    ) -> None:
+        """Poll until ``stop`` is set or a change leads to a restart."""
+        settle = min(_SETTLE, interval)
+        while not stop.wait(interval):
+            try:
+                changed = self.poll(settle, stop)
+            except Exception as e:
+                self.report_once(
+                    f"scan:{type(e).__name__}:{e}",
+                    "scan failed; the next one runs as usual",
+                    exc_info=True,
+                )
+                continue
+            if changed and not stop.is_set():
+                _announce(changed)
+                self.restart_with(on_change)
+
+    def restart_with(self, loop: _Loop | None) -> None:
+        if loop is None:
+            _state.restart()
+            return
+        closed = getattr(getattr(loop, "asyncio_loop", loop), "is_closed", None)
+        if closed is not None and closed():
+            _state.restart()  # nothing would ever run a callback there
+        elif hasattr(loop, "add_callback"):
+            loop.add_callback(_state.restart)
+        else:
+            loop.call_soon_threadsafe(_state.restart)
+
+    def poll(self, settle: float, stop: threading.Event) -> list[str]:
+        """One scan; on a change, scan until the burst settles.
+
+        Returns the changed paths when the process should restart, or an
+        empty list (also while a changed ``.py`` file does not compile).
+        """
+        changed = self.scan()
+        if not changed and not self.pending:
+            return []
+        since = time.time_ns()
+        while changed:
+            self.pending.update(dict.fromkeys(changed))
+            if stop.wait(settle):
+                return []
+            since = time.time_ns()
+            changed = self.scan()
+        ready = [path for path in self.pending if os.path.exists(path)]
+        if not ready:
+            self.pending.clear()
+            return []
+        if any(self.does_not_compile(path) for path in ready):
+            return []
+        self.pending.clear()
+        os.environ[_SINCE_ENV] = str(since - min(_MARGIN_NS, int(settle * 1e9)))
+        return ready
+
+    def does_not_compile(self, path: str) -> bool:
+        if not path.endswith(".py"):
+            return False
+        try:
+            with open(path, "rb") as f:
+                source = f.read()
+            compile(source, path, "exec", dont_inherit=True)
+        except SyntaxError as e:
+            where = f"{_relative(e.filename or path)}:{e.lineno}"
+            self.report_once(
+                f"syntax:{where}:{e.msg}:{len(source)}",
+                "%s: SyntaxError: %s; not restarting until it compiles",
+                where,
+                e.msg,
+            )
+            return True
+        except (OSError, ValueError):
+            return False  # unreadable or gone: the new process will tell
+        return False
+
+    def report_once(self, key: str, message: str, *args: object, **kw: Any) -> None:
+        if key in self.reported:
+            return
+        if len(self.reported) > 1000:
+            self.reported.clear()
+        self.reported.add(key)
+        _log.error(message, *args, **kw)
+
+    # -- one scan ---------------------------------------------------------
+
+    def scan(self) -> list[str]:
+        """Stat every watched path once; return those that changed."""
+        self.refresh_paths()
+        stat = os.stat
+        changed: list[str] | None = None
+        for path, old in zip(self.paths, self.prints):
+            try:
+                st = stat(path)
+            except OSError:
+                continue  # gone: not a change by itself; its print is kept
+            if (st.st_mtime_ns, st.st_size, st.st_ino) != old:
+                if changed is None:
+                    changed = []
+                changed.append(path)
+        self.scan_count += 1
+        now = time.time_ns()
+        result = self.record(changed, now) if changed else []
+        if self.racy:
+            result.extend(self.check_racy(now, result))
+        return result
+
+    def record(self, changed: list[str], now: int) -> list[str]:
+        """Store the new prints of ``changed``; return the real changes."""
+        index = {path: i for i, path in enumerate(self.paths)}
+        result = []
+        for path in changed:
+            i = index[path]
+            old = self.prints[i]
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue  # removed since the scan: not a change by itself
+            new = (st.st_mtime_ns, st.st_size, st.st_ino)
+            self.prints[i] = new
+            if old is _UNSEEN and not self.since < new[0] <= now:
+                pass  # first sight of a file untouched since the reference
+            else:
+                result.append(path)
+            if now - _RACY_NS < new[0] <= now and new[1] <= _RACY_MAX_BYTES:
+                self.racy[path] = (new, _read(path))
+            else:
+                self.racy.pop(path, None)
+        return result
+
+    def check_racy(self, now: int, changed: list[str]) -> list[str]:
+        """Compare the contents of files written too recently to trust stat."""
+        result = []
+        positions = {path: i for i, path in enumerate(self.paths) if path in self.racy}
+        for path, (fingerprint, content) in list(self.racy.items()):
+            i = positions.get(path)
+            if i is None or self.prints[i] != fingerprint:
+                del self.racy[path]
+                continue
+            if path not in changed:
+                current = _read(path)
+                if current != content:
+                    self.racy[path] = (fingerprint, current)
+                    result.append(path)
+            if now - fingerprint[0] > _RACY_NS:  # type: ignore[index]
+                del self.racy[path]
+        return result
+
+    # -- what to watch ----------------------------------------------------
+
+    def refresh_paths(self) -> None:
+        modules = sys.modules
+        # A cheap sign that sys.modules changed: its size and last key. A module
+        # replaced in place under the same name keeps both, but keeps its file.
+        key = (len(modules), next(reversed(modules.keys()), None))
+        rebuild = key != self.modules_key
+        if rebuild:
+            self.modules_key = key
+            self.module_paths = _module_paths()
+        with self.lock:
+            roots = list(self.roots)
+            if self.roots_changed:
+                self.roots_changed = False
+                rebuild = True
+        if self.walk(roots) or rebuild:
+            self.rebuild(roots)
+
+    def rebuild(self, roots: list[str]) -> None:
+        old = dict(zip(self.paths, self.prints))
+        wanted = dict(self.module_paths)
+        for root in roots:
+            if root not in self.dirs:
+                wanted[root] = None
+        for folder in self.dirs.values():
+            wanted.update(dict.fromkeys(folder.files))
+        for path, fingerprint in old.items():
+            if path not in wanted and fingerprint is not _UNSEEN:
+                self.gone[path] = fingerprint
+        while len(self.gone) > 10_000:
+            del self.gone[next(iter(self.gone))]
+        self.paths = list(wanted)
+        self.prints = [
+            old[path] if path in old else self.gone.pop(path, _UNSEEN)
+            for path in self.paths
+        ]
+
+    def walk(self, roots: list[str]) -> bool:
+        """Relist the watched folders that changed; True if a listing did."""
+        now = time.time_ns()
+        seen: set[tuple[int, int]] = set()
+        changed = False
+        live: set[str] = set()
+        for root in roots:
+            changed |= self.walk_dir(root, now, seen, live, top=True)
+        for path in list(self.dirs):
+            if path not in live:
+                del self.dirs[path]
+                changed = True
+        return changed
+
+    def walk_dir(
+        self,
+        path: str,
+        now: int,
+        seen: set[tuple[int, int]],
+        live: set[str],
+        top: bool = False,
+    ) -> bool:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False  # not there (yet): watched for its appearance
+        if not _is_dir(st.st_mode) or (st.st_dev, st.st_ino) in seen:
+            return False  # a file, or a folder already walked (symlink loop)
+        seen.add((st.st_dev, st.st_ino))
+        live.add(path)
+        fingerprint = (st.st_mtime_ns, st.st_size, st.st_ino)
+        folder = self.dirs.get(path)
+        changed = False
+        if (
+            folder is None
+            or folder.print != fingerprint
+            or now - st.st_mtime_ns < _RACY_NS
+        ):
+            changed = self.list_dir(path, fingerprint, new=folder is None and not top)
+            folder = self.dirs[path]
+        for sub in folder.dirs:
+            changed |= self.walk_dir(sub, now, seen, live)
+        return changed
+
+    def list_dir(self, path: str, fingerprint: tuple[int, int, int], new: bool) -> bool:
+        folder = _Dir(fingerprint)
+        try:
+            with os.scandir(path) as entries:
+                for entry in entries:
+                    name = entry.name
+                    if _is_ignored(name):
+                        continue
+                    try:
+                        is_dir = entry.is_dir()
+                    except OSError:
+                        continue  # vanished while listing: its folder changes again
+                    if is_dir:
+                        if name not in _IGNORED_DIRS:
+                            folder.dirs.append(entry.path)
+                    else:
+                        folder.files.append(entry.path)
+        except OSError:
+            pass  # unreadable folder: watch what it held before, if anything
+        old = self.dirs.get(path)
+        self.dirs[path] = folder
+        baseline = old is None and not new and self.scan_count == 0
+        before = set() if old is None else set(old.files)
+        for file in folder.files:
+            if file not in before and not baseline and (old is not None or new):
+                # A new file in a watched folder is a change even if its mtime
+                # is old (a ``mv`` keeps it): mark it as known to be absent.
+                self.gone.setdefault(file, None)
+        return old is None or old.files != folder.files or old.dirs != folder.dirs
+
+
+def _module_paths() -> dict[str, None]:
+    """The files of all modules, in import order, ``.pyc`` mapped to source."""
+    paths: dict[str, None] = {}
+    # A copy: another thread may import while we walk. list() of a dict view
+    # runs in C without releasing the GIL, so it sees one consistent state.
+    for module in list(sys.modules.values()):
+        try:
+            path = _module_path(module)
+        except Exception:
+            continue  # a lazy module whose attributes raise: nothing to watch
+        if path is not None:
+            paths[path] = None
+    return paths
+
+
+def _module_path(module: object) -> str | None:
+    path = getattr(module, "__file__", None)
+    if not isinstance(path, str) or not path or "\0" in path:
+        return None
+    archive = getattr(getattr(module, "__loader__", None), "archive", None)
+    if isinstance(archive, str):
+        return archive  # a module in a zip file: watch the zip
+    if path.endswith(".pyc"):
+        folder, name = os.path.split(path)
+        if os.path.basename(folder) == "__pycache__":
+            path = os.path.join(os.path.dirname(folder), name.partition(".")[0] + ".py")
+    if not os.path.isabs(path):
+        path = os.path.join(_state.cwd, path)
+    return path
+
+
+def _is_dir(mode: int) -> bool:
+    return mode & 0o170000 == 0o040000  # stat.S_ISDIR without importing stat
+
+
+def _is_ignored(name: str) -> bool:
+    return (
+        name in _IGNORED_NAMES
+        or name.startswith(".#")
+        or name.endswith(_IGNORED_SUFFIXES)
+    )
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(_RACY_MAX_BYTES + 1)
+    except OSError:
+        return b""
+
+
+def _relative(path: str) -> str:
+    try:
+        relative = os.path.relpath(path)
+    except ValueError:
+        return path  # another drive (Windows)
+    return path if relative.startswith(".." + os.sep) else relative
+
+
+def _announce(changed: list[str]) -> None:
+    """The one line per restart, which must never be lost; see "Logging"."""
+    first = _relative(changed[0])
+    more = len(changed) - 1
+    message = f"{first} modified; restarting"
+    if more:
+        message = (
+            f"{first} and {more} other file{'s' * (more > 1)} modified; restarting"
+        )
+    if _log.hasHandlers():
+        _log.info(message)
+    else:
+        # The program configured no logging at all: INFO would be dropped.
+        _write_stderr(f"reloader: {message}\n")
+
+
+def _write_stderr(text: str) -> None:
+    stream = sys.stderr
+    if stream is not None:
+        try:
+            stream.write(text)
+            stream.flush()
+        except (OSError, ValueError):
+            pass  # stderr is closed: there is nowhere left to say it
+
+
+# ---------------------------------------------------------------------------
+# The restart.
+#
+# Re-executing the same command line
+# ---------------------------------------------------------------------------
+# Python strips its own options from sys.argv, and "python -m pkg.mod" leaves
+# sys.argv[0] as the module's file, so re-running sys.argv would change the
+# mode: sys.path[0] becomes the file's folder instead of the working
+# directory, relative imports break, __spec__ is None. Python 3.10+ keeps the
+# real command line in sys.orig_argv, which covers every mode (-m, a path, a
+# folder or zip, -c) and every option (-u, -X, -W, -O, -B, -E, -I). On 3.9 it
+# is rebuilt from sys.flags, sys.warnoptions, sys._xoptions and
+# __main__.__spec__: a spec named "__main__" means a folder or a zip, run by
+# its path; any other spec means -m. Under the wrapper, the program replaces
+# __main__ and sys.argv, so main() records the command line before it starts
+# the program. The interpreter is sys.executable, the one running now, and
+# the restart runs from the directory the process started in, as the command
+# line's relative paths assume.
+
+
+def _command_line() -> list[str]:
+    """The command line that started this process, to run it again."""
+    if sys.version_info >= (3, 10):  # sys.orig_argv; drop with 3.9
+        return [sys.executable, *sys.orig_argv[1:]]
+    return _command_line_39()
+
+
+def _command_line_39() -> list[str]:
+    """Rebuild the command line on Python 3.9, which lacks sys.orig_argv."""
+    flags = sys.flags
+    options = []
+    if flags.isolated:
+        options.append("-I")
+    else:
+        options += ["-E"] * bool(flags.ignore_environment)
+        options += ["-s"] * bool(flags.no_user_site)
+    options += ["-S"] * bool(flags.no_site)
+    options += ["-B"] * bool(flags.dont_write_bytecode)
+    options += ["-O"] * flags.optimize
+    options += ["-b"] * flags.bytes_warning
+    options += ["-d"] * flags.debug
+    options += ["-v"] * flags.verbose
+    options += ["-q"] * bool(flags.quiet)
+    options += ["-i"] * bool(flags.inspect)
+    if type(getattr(sys.stdout, "buffer", None)).__name__ == "FileIO":
+        options.append("-u")  # -u leaves stdout's binary layer unbuffered
+    options += [f"-W{option}" for option in sys.warnoptions]
+    for key, value in getattr(sys, "_xoptions", {}).items():
+        options.append(f"-X{key}" if value is True else f"-X{key}={value}")
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    args = list(sys.argv)
+    if spec is not None and spec.name != "__main__":
+        name = spec.name
+        if name.endswith(".__main__"):
+            name = name[: -len(".__main__")]
+        return [sys.executable, *options, "-m", name, *args[1:]]
+    return [sys.executable, *options, *args]
+
+
+def _reexecute(argv: list[str], cwd: str, sockets: _Sockets, watcher: _Watcher) -> None:
+    """Re-execute ``argv`` from ``cwd``; return only if that failed."""
+    _flush_output()
+    _clear_alarms()
+    _restore_echo()
+    previous = os.getcwd()
+    try:
+        os.chdir(cwd)
+    except OSError as e:
+        _log.error("cannot restart: the start directory %s is gone (%s)", cwd, e)
+        return
+    if sys.platform == "win32":
+        _spawn_and_exit(argv, cwd)
+    os.environ.setdefault(_SINCE_ENV, str(time.time_ns() - _MARGIN_NS))
+    kept = sockets.hand_over()
+    _close_on_exec(keep=kept)
+    since = os.environ[_SINCE_ENV]
+    os.environ[_SINCE_ENV] = f"exec:{os.getpid()}:{since}"
+    try:
+        os.execv(argv[0], argv)
+    except OSError as e:
+        os.environ[_SINCE_ENV] = since
+        if e.errno == getattr(errno, "ENOTSUP", None):
+            # macOS refuses execv while other threads run.
+            sockets.take_back()
+            _spawn_and_exit(argv, cwd)
+        _log.error("cannot restart %s: %s; still running and watching", argv[0], e)
+    os.environ.pop(_SINCE_ENV, None)
+    os.environ.pop(_SOCKETS_ENV, None)
+    sockets.take_back()
+    try:
+        os.chdir(previous)
+    except OSError:
+        pass  # the folder went away: the program will tell if it matters
+
+
+def _flush_output() -> None:
+    """Flush stdout, stderr and every logging handler: no output is lost."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass  # closed, or a broken pipe: the reader is gone
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", ()):
+            try:
+                handler.flush()
+            except Exception:
+                pass  # a handler that cannot flush must not stop the restart
+
+
+def _clear_alarms() -> None:
+    """A pending setitimer alarm survives execv and would kill the new process."""
+    signal = sys.modules.get("signal")
+    if signal is None or not hasattr(signal, "setitimer"):
+        return
+    for timer in (signal.ITIMER_REAL, signal.ITIMER_VIRTUAL, signal.ITIMER_PROF):
+        signal.setitimer(timer, 0)
+
+
+def _restore_echo() -> None:
+    """Turn terminal echo back on if pdb or getpass left it off."""
+    if sys.platform == "win32":
+        return  # the console's echo does not outlive the process
+    import termios
+
+    try:
+        fd = sys.stdin.fileno()
+        if not os.isatty(fd):
+            return
+        attributes = termios.tcgetattr(fd)
+        if not attributes[3] & termios.ECHO:
+            attributes[3] |= termios.ECHO | termios.ICANON
+            termios.tcsetattr(fd, termios.TCSANOW, attributes)
+    except (AttributeError, OSError, ValueError, termios.error):
+        pass  # no usable stdin: nothing to restore
+
+
+def _close_on_exec(keep: set[int]) -> None:
+    """Mark every descriptor above 2 close-on-exec, except ``keep``."""
+    for fd in _open_fds():
+        if fd > 2 and fd not in keep:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass  # closed since it was listed: nothing to leak
+
+
+def _open_fds() -> Iterable[int]:
+    if sys.platform == "win32":
+        return ()  # handles are not inherited unless asked for
+    for folder in ("/proc/self/fd", "/dev/fd"):
+        try:
+            return [int(name) for name in os.listdir(folder)]
+        except (OSError, ValueError):
+            continue  # not this system's folder
+    try:
+        limit = os.sysconf("SC_OPEN_MAX")
+    except (OSError, ValueError):
+        limit = 1024
+    return range(3, min(limit, 65536))
+
+
+def _spawn_and_exit(argv: list[str], cwd: str) -> NoReturn:
+    """Run ``argv`` as a new process, wait for it, exit with its status.
+
+    Used where execv cannot keep the process (Windows, macOS with threads).
+    The listening sockets are closed first so the new process can bind the
+    same ports; a console or a parent waiting on this process sees the new
+    one's end.
+    """
+    import subprocess
+
+    _close_listening_sockets()
+    os.environ[_SINCE_ENV] = (
+        f"spawn:{os.getpid()}:"
+        + os.environ.get(_SINCE_ENV, str(time.time_ns())).rpartition(":")[2]
+    )
+    os.environ.pop(_SOCKETS_ENV, None)
+    _flush_output()
+    process = subprocess.Popen(argv, cwd=cwd)
+    while True:
+        try:
+            status = process.wait()
+            break
+        except KeyboardInterrupt:
+            continue  # Ctrl-C reached the new process too: its end decides
+    _flush_output()
+    os._exit(128 - status if status < 0 else status)
+
+
+def _close_listening_sockets() -> None:
+    socket = sys.modules.get("socket")
+    accepting = getattr(socket, "SO_ACCEPTCONN", None)
+    if socket is None or accepting is None:
+        return
+    import gc
+
+    for obj in gc.get_objects():
+        if isinstance(obj, socket.socket) and obj.fileno() >= 0:
+            try:
+                if obj.getsockopt(socket.SOL_SOCKET, accepting):
+                    # shutdown() wakes a thread blocked in accept(); close()
+                    # alone would leave the port bound until accept returns.
+                    obj.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # not a listening socket, or not connected: just close it
+            obj.close()
+
+
+# ---------------------------------------------------------------------------
+# Keeping listening sockets across restarts.
+
+
+class _Sockets:
+    """The listening sockets kept open through ``execv``.
+
+    The hand-over is an environment variable, RELOADER_SOCKETS, holding JSON:
+    the pid (execv keeps it, so a child process of the program can tell the
+    variable is not its own) and, per socket, the key of the address that was
+    asked for, the descriptor and the address it is bound to.
+    """
+
+    def __init__(self, own_environment: bool) -> None:
+        self.lock = threading.Lock()
+        self.kept: dict[str, socket.socket] = {}
+        self.offered: dict[str, tuple[int, Any]] = {}
+        self.value = os.environ.get(_SOCKETS_ENV, "")
+        if own_environment:
+            os.environ.pop(_SOCKETS_ENV, None)
+
+    def get(self, address: Any, kwargs: dict[str, Any]) -> socket.socket:
+        import socket
+
+        key = _socket_key(address, kwargs)
+        with self.lock:
+            if self.value:
+                self.offered = self.parse(self.value)
+                self.value = ""
+            kept = self.kept.get(key)
+            if kept is not None and kept.fileno() >= 0:
+                return kept
+            offer = self.offered.pop(key, None)
+        sock = self.adopt(key, *offer) if offer is not None else None
+        if sock is None:
+            sock = socket.create_server(address, **kwargs)
+        with self.lock:
+            self.kept[key] = sock
+        return sock
+
+    def parse(self, value: str) -> dict[str, tuple[int, Any]]:
+        import json
+
+        try:
+            data = json.loads(value)
+            if data["pid"] != os.getpid():
+                raise ValueError(f"written by process {data['pid']}, not this one")
+            offered = {str(k): (int(fd), bound) for k, fd, bound in data["sockets"]}
+        except (ValueError, KeyError, TypeError) as e:
+            _log.warning("ignoring %s=%r: %s", _SOCKETS_ENV, value, e)
+            return {}
+        for fd, _ in offered.values():
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass  # not open: adopt() will say so
+        return offered
+
+    def adopt(self, key: str, fd: int, bound: Any) -> socket.socket | None:
+        import socket
+
+        try:
+            sock = socket.socket(fileno=fd)
+        except OSError as e:
+            _log.warning("not adopting socket fd %d for %s: %s", fd, key, e)
+            return None
+        family = _address_family(key)
+        try:
+            listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+            name = sock.getsockname()
+        except OSError as e:
+            listening, name = 0, e
+        if (
+            not listening
+            or sock.type != socket.SOCK_STREAM
+            or (family is not None and sock.family != family)
+            or _jsonable(name) != bound
+        ):
+            sock.detach()  # not ours to close: it may be another open file
+            _log.warning(
+                "not adopting socket fd %d for %s: not a listening socket bound there",
+                fd,
+                key,
+            )
+            return None
+        return sock
+
+    def hand_over(self) -> set[int]:
+        """Make the kept sockets inheritable and describe them for execv."""
+        import json
+
+        sockets = []
+        with self.lock:
+            for key, sock in self.kept.items():
+                fd = sock.fileno()
+                if fd < 0:
+                    continue
+                try:
+                    sock.set_inheritable(True)
+                    sockets.append([key, fd, _jsonable(sock.getsockname())])
+                except OSError:
+                    continue  # closed or broken: the next run binds afresh
+        if sockets:
+            value = {"pid": os.getpid(), "sockets": sockets}
+            os.environ[_SOCKETS_ENV] = json.dumps(value)
+        return {fd for _, fd, _ in sockets}
+
+    def take_back(self) -> None:
+        """After a failed execv, or to spawn: the sockets are ours alone again."""
+        os.environ.pop(_SOCKETS_ENV, None)
+        with self.lock:
+            for sock in self.kept.values():
+                try:
+                    sock.set_inheritable(False)
+                except OSError:
+                    pass  # already closed
+
+
+def _socket_key(address: Any, kwargs: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps([_jsonable(address), sorted(kwargs.items())], default=str)
+
+
+def _address_family(key: str) -> int | None:
+    import json
+    import socket
+
+    address, kwargs = json.loads(key)
+    family = dict(kwargs).get("family")
+    if isinstance(family, int):
+        return family
+    if isinstance(address, list):
+        return socket.AF_INET6 if ":" in str(address[0]) else None
+    return getattr(socket, "AF_UNIX", None) if isinstance(address, str) else None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(item) for item in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
+    return value
+
+
+# ---------------------------------------------------------------------------
+# The command line.
+#
+# Two copies of this module
+# ---------------------------------------------------------------------------
+# "python -m reloader" runs this file as __main__; the program's own
+# "import reloader" then makes a second module object, with its own hooks and
+# state. So the __main__ guard at the bottom imports the importable copy by
+# its real name (__spec__.name, so pkg._vendor.reloader works too) and runs
+# main() there: one state, seen by both the wrapper and the program. Only
+# that copy takes the RELOADER_* variables out of the environment.
+
+_USAGE = """\
+python -m reloader [options] -m module [args...]
+       python -m reloader [options] path/to/script.py [args...]
+       python -m reloader [options] path/to/dir_or_zip [args...]"""
+
+_VALUE_OPTIONS = ("--check-time", "--watch")
+
+
+class _UsageError(Exception):
+    """A mistake on the command line, said as a usage message, exit 2."""
+
+
+class _Wrapper:
+    """``python -m reloader``: parse, run the program, watch, run again."""
+
+    def __init__(self, args: list[str]) -> None:
+        self.args = args
+
+    def run(self) -> int:
+        options, target = self.parse()
+        _configure_logging(options.quiet)
+        if _state.argv is None:
+            _state.argv = _command_line()
+        for path in options.watch:
+            watch(path)
+        interval = _check_interval(options.check_time)
+        _state.start(None, interval, owner="wrapper")
+        status = self.run_program(*target)
+        if options.until_success and status == 0:
+            _state.stop()
+            return 0
+        _log.info("waiting for a change")
+        wait()
+
+    def parse(self) -> tuple[Any, tuple[str, str, list[str]]]:
+        import argparse
+
+        parser = argparse.ArgumentParser(
+            prog="python -m reloader",
+            usage=_USAGE,
+            description="Run a Python program; run it again when its source changes.",
+            allow_abbrev=False,
+        )
+        parser.add_argument(
+            "--until-success",
+            action="store_true",
+            help="stop after the program exits with status 0",
+        )
+        parser.add_argument(
+            "--check-time",
+            type=float,
+            default=500,
+            metavar="MS",
+            help="poll interval in milliseconds (default 500)",
+        )
+        parser.add_argument(
+            "--watch",
+            action="append",
+            default=[],
+            metavar="PATH",
+            help="also watch PATH, a file or a folder (repeatable)",
+        )
+        parser.add_argument(
+            "-q", "--quiet", action="store_true", help="log only errors"
+        )
+        parser.add_argument("--version", action="version", version=__version__)
+        prefix, target = _split_command_line(self.args)
+        options = parser.parse_args(prefix)
+        if target is None:
+            parser.error("nothing to run: give -m module or a path")
+        try:
+            _check_interval(options.check_time)
+        except ValueError as e:
+            parser.error(str(e))
+        return options, target
+
+    def run_program(self, mode: str, name: str, args: list[str]) -> int:
+        """Run the program as ``python`` would; return its exit status."""
+        sys.argv = [name, *args]
+        label = f"-m {name}" if mode == "module" else _relative(name)
+        try:
+            if mode == "module":
+                _run_module(name)
+            else:
+                _run_path(name)
+        except SystemExit as e:
+            status = _exit_status(e.code)
+            _log.info("%s exited with status %d", label, status)
+            return status
+        except _ProgramNotFound as e:
+            _log.error("%s; watching for it to appear", e)
+            return 1
+        except Exception as e:
+            self.watch_traceback(e)
+            _log.error(
+                "%s raised %s",
+                label,
+                type(e).__name__,
+                exc_info=(type(e), e, _program_traceback(e)),
+            )
+            return 1
+        _log.info("%s finished", label)
+        return 0
+
+    def watch_traceback(self, error: BaseException) -> None:
+        filename = getattr(error, "filename", None)
+        if isinstance(error, SyntaxError) and isinstance(filename, str):
+            watch(filename)
+        tb = error.__traceback__
+        while tb is not None:
+            path = tb.tb_frame.f_code.co_filename
+            if os.path.isabs(path) and os.path.exists(path):
+                watch(path)
+            tb = tb.tb_next
+
+
+def _split_command_line(
+    args: list[str],
+) -> tuple[list[str], tuple[str, str, list[str]] | None]:
+    """Split at the first positional or ``-m``: the rest is the program's."""
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "-m":
+            if i + 1 == len(args):
+                return [*args[:i], "-m"], None
+            return args[:i], ("module", args[i + 1], args[i + 2 :])
+        if arg.startswith("-m") and not arg.startswith("--"):
+            return args[:i], ("module", arg[2:], args[i + 1 :])
+        if arg == "--":
+            if i + 1 == len(args):
+                return args[:i], None
+            return args[:i], ("path", args[i + 1], args[i + 2 :])
+        if not arg.startswith("-") or arg == "-":
+            return args[:i], ("path", arg, args[i + 1 :])
+        i += 2 if arg in _VALUE_OPTIONS else 1
+    return args, None
+
+
+def _configure_logging(quiet: bool) -> None:
+    _log.setLevel(logging.ERROR if quiet else logging.INFO)
+    if logging.getLogger().handlers or _log.handlers:
+        return
+    # Our own handler, not the root's: a handler on the root logger would turn
+    # the program's own logging.basicConfig() into a no-op.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("[reloader] %(message)s"))
+    _log.addHandler(handler)
+    _log.propagate = False
+
+
+class _ProgramNotFound(Exception):
+    """The script, folder or module to run does not exist."""
+
+
+def _run_module(name: str) -> None:
+    import importlib.util
+    import runpy
+
+    # python -m puts the working directory first on sys.path.
+    sys.path[0] = os.getcwd()
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        raise _ProgramNotFound(f"no module named {name!r}")
+    if spec.origin and os.path.isabs(spec.origin):
+        watch(spec.origin)
+    runpy.run_module(name, run_name="__main__", alter_sys=True)
+
+
+def _run_path(path: str) -> None:
+    """Run a script, folder or zip as ``python path`` does."""
+    watch(path)
+    if not os.path.exists(path):
+        raise _ProgramNotFound(f"can't open {path!r}: no such file or directory")
+    if os.path.isdir(path) or _is_archive(path):
+        module, code = _main_of_archive(path)
+    else:
+        module, code = _main_of_script(path)
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = module
+    try:
+        exec(code, module.__dict__)
+    finally:
+        sys.modules["__main__"] = main
+
+
+def _main_of_script(path: str) -> tuple[Any, Any]:
+    import importlib.machinery
+
+    # Python 3.9+ joins the working directory to __file__ without normalizing
+    # it, and puts the script's real folder first on sys.path.
+    filename = os.path.join(os.getcwd(), path)
+    sys.path[0] = os.path.dirname(os.path.realpath(path))
+    with open(path, "rb") as f:
+        source = f.read()
+    code = compile(source, filename, "exec", dont_inherit=True)
+    module = type(sys)("__main__")
+    module.__file__ = filename
+    module.__cached__ = None  # type: ignore[attr-defined]
+    module.__loader__ = importlib.machinery.SourceFileLoader("__main__", filename)
+    module.__builtins__ = __builtins__  # type: ignore[attr-defined]
+    return module, code
+
+
+def _main_of_archive(path: str) -> tuple[Any, Any]:
+    import importlib.machinery
+    import importlib.util
+
+    folder = os.path.abspath(path)
+    sys.path[0] = folder
+    spec = importlib.machinery.PathFinder.find_spec("__main__", [folder])
+    if spec is None or spec.loader is None:
+        raise _ProgramNotFound(f"can't find '__main__' module in {path!r}")
+    module = importlib.util.module_from_spec(spec)
+    code = spec.loader.get_code("__main__")  # type: ignore[attr-defined]
+    return module, code
+
+
+def _is_archive(path: str) -> bool:
+    import zipimport
+
+    try:
+        zipimport.zipimporter(path)
+    except (zipimport.ZipImportError, OSError):
+        return False
+    return True
+
+
+def _exit_status(code: object) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    _write_stderr(f"{code}\n")  # as Python prints a SystemExit message
+    return 1
+
+
+def _program_traceback(error: BaseException) -> Any:
+    """The traceback without the wrapper's own frames and runpy's."""
+    import runpy
+
+    skip = {os.path.normcase(__file__), os.path.normcase(runpy.__file__)}
+    tb = error.__traceback__
+    while tb is not None and (
+        os.path.normcase(tb.tb_frame.f_code.co_filename) in skip
+        or tb.tb_frame.f_code.co_filename.startswith("<frozen")
+    ):
+        tb = tb.tb_next
+    return tb
+
+
+_state = _State(own_environment=__name__ != "__main__")
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _state.after_fork_in_child())
+
+if __name__ == "__main__":
+    # See "Two copies of this module" above.
+    import importlib
+
+    _name = __spec__.name if __spec__ is not None else "reloader"
+    sys.exit(importlib.import_module(_name).main())
