@@ -386,7 +386,10 @@ def _run_hooks(hooks: Iterable[Callable[[], object]]) -> None:
 # An edit made after the process started but before that first scan (while
 # the restarted process is still importing, say) would be recorded as the
 # starting point and never seen. So a file seen for the first time counts as
-# changed when its modification time lies after a reference time:
+# changed when its modification time lies after a reference time, or its inode
+# change time does: an mtime can be set back (an editor or a checkout that
+# restores it, a mv of an old file), the ctime cannot, and a write, utime() or
+# rename sets it. The reference time is:
 #
 # * after a restart, the moment the old process took the stat pass that found
 #   every file settled, less a margin. The old process puts it in RELOADER_SINCE
@@ -657,17 +660,22 @@ class _Watcher:
                 continue
             path = self.paths[i]
             try:
-                new = _fingerprint(os.stat(path))
+                st = os.stat(path)
             except OSError:
                 continue  # gone since: the next scan sets it aside
+            new = _fingerprint(st)
             old = self.prints[i]
             if new != old:
-                if old is not _UNSEEN or self.since < new[0] <= now:
+                if old is not _UNSEEN or self.touched_since(st, now):
                     changed.append(path)
                 self.prints[i] = new
                 self.note_racy(path, i, new, now)
         self.quick = quick
         return changed
+
+    def touched_since(self, st: os.stat_result, now: int) -> bool:
+        """First sight: written or renamed after the reference time?"""
+        return self.since < st.st_mtime_ns <= now or self.since < st.st_ctime_ns <= now
 
     def check_absent(self, now: int) -> list[str]:
         changed = []
@@ -727,10 +735,12 @@ class _Watcher:
         self.modules_key = key
         with self.lock:
             roots = list(self.roots)
-            if self.roots_changed:
-                self.roots_changed = False
-                rebuild = True
-        if self.walk(roots) or rebuild:
+            new_roots, self.roots_changed = self.roots_changed, False
+        # A root that is no folder (a file, or not there yet) is one of the
+        # paths the scan stats, so only a new watch() walks it again: stat it
+        # once per scan. Becoming a folder changes its print: a restart.
+        walked = roots if new_roots else [root for root in roots if root in self.dirs]
+        if self.walk(walked) or rebuild or new_roots:
             self.rebuild(roots)
 
     def rebuild(self, roots: list[str]) -> None:
@@ -765,7 +775,7 @@ class _Watcher:
         changed = False
         live: set[str] = set()
         for root in roots:
-            changed |= self.walk_dir(root, now, seen, live, top=True)
+            changed |= self.walk_dir(root, now, seen, live)
         for path in list(self.dirs):
             if path not in live:
                 del self.dirs[path]
@@ -778,8 +788,9 @@ class _Watcher:
         now: int,
         seen: set[tuple[int, int]],
         live: set[str],
-        top: bool = False,
+        new: bool = False,
     ) -> bool:
+        """Walk ``path``; ``new`` if it appeared in a folder listed before."""
         try:
             st = os.stat(path)
         except OSError:
@@ -790,16 +801,25 @@ class _Watcher:
         live.add(path)
         fingerprint = (st.st_mtime_ns, st.st_size, st.st_ino)
         folder = self.dirs.get(path)
+        if folder is None and not new:
+            # First sight (see "Carrying the reference time"): a folder moved
+            # here since then, its ctime new but not its mtime (its entries
+            # are as they were), brings files that are new here.
+            new = self.since < st.st_ctime_ns <= now and st.st_mtime_ns <= self.since
         changed = False
+        known = None if folder is None else set(folder.dirs)
         if (
             folder is None
             or folder.print != fingerprint
             or now - st.st_mtime_ns < _RACY_NS
         ):
-            changed = self.list_dir(path, fingerprint, new=folder is None and not top)
+            changed = self.list_dir(path, fingerprint, new=new)
             folder = self.dirs[path]
         for sub in folder.dirs:
-            changed |= self.walk_dir(sub, now, seen, live)
+            # A folder seen for the first time with its parent (the first
+            # scan, a new watch()) holds files that were there before.
+            fresh = new or (known is not None and sub not in known)
+            changed |= self.walk_dir(sub, now, seen, live, new=fresh)
         return changed
 
     def list_dir(self, path: str, fingerprint: tuple[int, int, int], new: bool) -> bool:
@@ -823,10 +843,9 @@ class _Watcher:
             pass  # unreadable folder: watch what it held before, if anything
         old = self.dirs.get(path)
         self.dirs[path] = folder
-        baseline = old is None and not new and self.scan_count == 0
         before = set() if old is None else set(old.files)
         for file in folder.files:
-            if file not in before and not baseline and (old is not None or new):
+            if file not in before and (old is not None or new):
                 # A new file in a watched folder is a change even if its mtime
                 # is old (a ``mv`` keeps it): mark it as known to be absent.
                 self.gone.setdefault(file, None)
@@ -1145,8 +1164,8 @@ class _Sockets:
 
     def __init__(self, own_environment: bool) -> None:
         self.lock = threading.Lock()
-        self.kept: dict[str, socket.socket] = {}
-        self.offered: dict[str, tuple[int, Any]] = {}
+        self.kept: list[tuple[str, socket.socket]] = []
+        self.offered: dict[str, list[tuple[int, Any]]] = {}
         self.value = os.environ.get(_SOCKETS_ENV, "")
         if own_environment:
             os.environ.pop(_SOCKETS_ENV, None)
@@ -1159,33 +1178,63 @@ class _Sockets:
             if self.value:
                 self.offered = self.parse(self.value)
                 self.value = ""
-            kept = self.kept.get(key)
-            if kept is not None and kept.fileno() >= 0:
-                return kept
-            offer = self.offered.pop(key, None)
+            # Each call gets a socket of its own, as from create_server(): the
+            # n-th call for an address adopts the n-th socket handed over for
+            # it, so two servers that both ask for port 0 keep two ports.
+            offers = self.offered.get(key)
+            offer = offers.pop(0) if offers else None
         sock = self.adopt(key, *offer) if offer is not None else None
         if sock is None:
-            sock = socket.create_server(address, **kwargs)
+            try:
+                sock = socket.create_server(address, **kwargs)
+            except OSError as e:
+                # An edited address (another host, other options) on a port
+                # that a socket handed over for the old one still holds.
+                if e.errno != errno.EADDRINUSE or not self.release_unclaimed():
+                    raise
+                sock = socket.create_server(address, **kwargs)
         with self.lock:
-            self.kept[key] = sock
+            self.kept = [(k, s) for k, s in self.kept if s.fileno() >= 0]
+            self.kept.append((key, sock))
         return sock
 
-    def parse(self, value: str) -> dict[str, tuple[int, Any]]:
+    def release_unclaimed(self) -> bool:
+        """Close the sockets handed over that no call has claimed yet.
+
+        Only those that check out as ours: the others may be any open file.
+        Returns True if one was closed. A later call for one of them gets a
+        new socket.
+        """
+        with self.lock:
+            offers = [(k, o) for k, found in self.offered.items() for o in found]
+            self.offered = {}
+        released = False
+        for key, (fd, bound) in offers:
+            sock = self.adopt(key, fd, bound)
+            if sock is not None:
+                sock.close()
+                released = True
+        return released
+
+    def parse(self, value: str) -> dict[str, list[tuple[int, Any]]]:
         import json
 
+        offered: dict[str, list[tuple[int, Any]]] = {}
         try:
             data = json.loads(value)
             if data["pid"] != os.getpid():
                 raise ValueError(f"written by process {data['pid']}, not this one")
-            offered = {str(k): (int(fd), bound) for k, fd, bound in data["sockets"]}
+            for k, fd, bound in data["sockets"]:
+                offered.setdefault(str(k), []).append((int(fd), bound))
         except (ValueError, KeyError, TypeError) as e:
             _log.warning("ignoring %s=%r: %s", _SOCKETS_ENV, value, e)
             return {}
-        for fd, _ in offered.values():
-            try:
-                os.set_inheritable(fd, False)
-            except OSError:
-                pass  # not open: adopt() will say so
+        for offers in offered.values():
+            for fd, _ in offers:
+                try:
+                    os.set_inheritable(fd, False)
+                except OSError:
+                    pass  # not open: adopt() will say so
         return offered
 
     def adopt(self, key: str, fd: int, bound: Any) -> socket.socket | None:
@@ -1215,6 +1264,10 @@ class _Sockets:
                 key,
             )
             return None
+        # Blocking, as create_server() makes it: the previous run may have made
+        # it non-blocking (asyncio, Tornado do), a flag execv keeps with the
+        # descriptor, while the new socket object assumes the default.
+        sock.settimeout(socket.getdefaulttimeout())
         return sock
 
     def hand_over(self) -> set[int]:
@@ -1223,7 +1276,7 @@ class _Sockets:
 
         sockets = []
         with self.lock:
-            for key, sock in self.kept.items():
+            for key, sock in self.kept:
                 fd = sock.fileno()
                 if fd < 0:
                     continue
@@ -1241,7 +1294,7 @@ class _Sockets:
         """After a failed execv, or to spawn: the sockets are ours alone again."""
         os.environ.pop(_SOCKETS_ENV, None)
         with self.lock:
-            for sock in self.kept.values():
+            for _, sock in self.kept:
                 try:
                     sock.set_inheritable(False)
                 except OSError:

@@ -5,7 +5,9 @@ Usage, from the repository root::
     python tests/run.py [pytest arguments...]
 
 The first run makes a virtual environment for the running interpreter at
-``.venv/py<major>.<minor>/`` and installs pytest into it; later runs reuse it
+``.venv/py<major>.<minor>/`` and installs pytest and Tornado into it (the
+Tornado tests check the restart on its IOLoop and the Tornado example); later
+runs reuse it
 (it is made again if another interpreter of that version made it).
 Then it runs ``python -m pytest`` from that environment, in the repository
 root, with the arguments given, and exits with pytest's status. pytest's
@@ -25,6 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTEST = "pytest>=8,<9"  # 8.x supports every Python from 3.9 to 3.13
+TORNADO = "tornado>=6.4,<7"  # 6.4 and later support 3.9 to 3.13
 NO_TESTS_COLLECTED = 5  # pytest.ExitCode.NO_TESTS_COLLECTED
 
 
@@ -52,10 +55,12 @@ def ensure_env() -> Path:
     if not runs(python, same_base):  # missing, broken, or another interpreter's
         print(f"tests/run.py: creating {env_dir.relative_to(ROOT)}", flush=True)
         venv.EnvBuilder(clear=True, with_pip=True).create(env_dir)
-    if not runs(python, "import pytest"):
-        print(f"tests/run.py: installing {PYTEST}", flush=True)
+    if not runs(python, "import pytest, tornado"):
+        print(f"tests/run.py: installing {PYTEST}, {TORNADO}", flush=True)
         pip = [str(python), "-m", "pip", "install", "--quiet"]
-        subprocess.run([*pip, "--disable-pip-version-check", PYTEST], check=True)
+        subprocess.run(
+            [*pip, "--disable-pip-version-check", PYTEST, TORNADO], check=True
+        )
     return python
 
 
