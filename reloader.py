@@ -53,7 +53,6 @@ SOFTWARE.
 
 from __future__ import annotations
 
-import errno
 import logging
 import operator
 import os
@@ -666,15 +665,18 @@ class _Watcher:
             new = _fingerprint(st)
             old = self.prints[i]
             if new != old:
-                if old is not _UNSEEN or self.touched_since(st, now):
+                if old is not _UNSEEN or self.touched_since(st):
                     changed.append(path)
                 self.prints[i] = new
                 self.note_racy(path, i, new, now)
         self.quick = quick
         return changed
 
-    def touched_since(self, st: os.stat_result, now: int) -> bool:
+    def touched_since(self, st: os.stat_result) -> bool:
         """First sight: written or renamed after the reference time?"""
+        # The clock is read after the stat: a write that lands between the
+        # scan's start and this stat is not from the future.
+        now = time.time_ns()
         return self.since < st.st_mtime_ns <= now or self.since < st.st_ctime_ns <= now
 
     def check_absent(self, now: int) -> list[str]:
@@ -805,7 +807,7 @@ class _Watcher:
             # First sight (see "Carrying the reference time"): a folder moved
             # here since then, its ctime new but not its mtime (its entries
             # are as they were), brings files that are new here.
-            new = self.since < st.st_ctime_ns <= now and st.st_mtime_ns <= self.since
+            new = st.st_mtime_ns <= self.since and self.touched_since(st)
         changed = False
         known = None if folder is None else set(folder.dirs)
         if (
@@ -1019,6 +1021,8 @@ def _reexecute(argv: list[str], cwd: str, sockets: _Sockets, watcher: _Watcher) 
         os.execv(argv[0], argv)
     except OSError as e:
         os.environ[_SINCE_ENV] = since
+        import errno
+
         if e.errno == getattr(errno, "ENOTSUP", None):
             # macOS refuses execv while other threads run.
             sockets.take_back()
@@ -1188,6 +1192,8 @@ class _Sockets:
             try:
                 sock = socket.create_server(address, **kwargs)
             except OSError as e:
+                import errno
+
                 # An edited address (another host, other options) on a port
                 # that a socket handed over for the old one still holds.
                 if e.errno != errno.EADDRINUSE or not self.release_unclaimed():

@@ -1,0 +1,1470 @@
+"""Benchmarks for reloader: what watching costs, and how fast a restart is.
+
+Run from the repository root::
+
+    python bench/run.py             # full run, about 4 minutes
+    python bench/run.py --quick     # every row, fewer samples: about 1 minute
+    python bench/run.py --peers     # add tornado, werkzeug, Django, gunicorn
+                                    # and hupper (from bench/.venv if present)
+    python bench/run.py --json results.json
+
+It prints one table; nothing in it is asserted (the machine is shared, so the
+exit status only says whether every measurement ran: 0 yes, 1 no). Every
+figure is a ratio, a count or a median of several runs, never a lone
+absolute time. Each measurement runs in a fresh subprocess, so ``sys.modules``
+holds the stdlib start-up, this file's few imports and N throwaway modules
+(``bench_mod_00000.py``, one line each, dated a day back) generated in a
+temporary folder, which also holds the children's ``.pyc`` files
+(``PYTHONPYCACHEPREFIX``): imports are warm and nothing is written elsewhere.
+
+The *floor* is a bare ``for path in paths: os.stat(path)`` over the files the
+watcher should watch: every module in ``sys.modules`` with a file, ``.pyc``
+mapped back to its ``.py``, computed in the same process.
+
+1. *Scan cost*, N = 200, 2 000, 10 000: CPU time of the real watcher thread
+   (the thread named "reloader", read with ``time.pthread_getcpuclockid``)
+   per counted scan at ``check_time=1``, over the floor's CPU per pass. Floor,
+   watcher and the floor *paced* like the watcher (in a thread, waiting the
+   same interval between passes: what the waits alone cost) alternate, the
+   watcher stopped while the floors run; the figure is the median of the
+   per-round ratios. Another process counts the ``os.stat``/``os.lstat``
+   calls of the watcher thread per scan: one per watched file.
+2. *Idle CPU*: ``start()`` at its default interval with N = 2 000, the
+   watcher thread's CPU over 10 s, in % of one core; beside it, the floor
+   paced at 500 ms.
+3. *Import cost*: ``python -S -X importtime -c "import reloader"``: the
+   modules it adds to ``python -S -c pass`` and the sum of their self times,
+   beside ``import threading, logging``; the target row is the per-run
+   difference. Another row lists any of asyncio, subprocess, socket,
+   argparse or runpy among them. (``-S``: a ``.pth`` file may import anything
+   at start-up and hide it from one side of the comparison.)
+4. *Detection latency*: a child watches a module that the parent appends a
+   line to at a random moment after the child said ready; from the end of
+   the write to the first reload hook (which records ``time.time()``), over
+   the interval, at ``check_time=100`` and at the default. The settle time,
+   which the targets add, is ``reloader._SETTLE`` (seconds, at most the
+   interval) or ``--settle``.
+5. *Restart-to-ready*: a script that prints ``ready`` and calls
+   ``reloader.restart()`` at once, 10 times; each gap between ready lines
+   over the median time a bare start of the same script (exit after
+   printing) takes from spawn to ready.
+6. *Memory*: ``tracemalloc`` snapshots before ``start()`` and once the second
+   scan is counted, N = 10 000; the growth of the blocks with a
+   ``reloader.py`` frame on their stack, over the watched files.
+7. *Peers* (``--peers``): rows 1 to 3 for the reloaders of the peers that
+   are installed. Their scans are called directly in a loop and timed with
+   ``time.thread_time()``; their idle CPU is their own loop, run in threads
+   at their own default interval.
+
+Private names read from reloader, for benchmarking only: the scan counter
+(``_state.scan_count`` or ``_state.watcher.scan_count``) and ``_SETTLE``.
+
+Options ``--reloader PATH`` (a ``reloader.py`` to measure instead of the
+repository's), ``--only SECTIONS`` and ``--settle MS`` are for developing the
+benchmark; ``--child`` is how the benchmark runs itself in a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+VENV_PYTHON = os.path.join(HERE, ".venv", "bin", "python")
+RESULT_PREFIX = "RELOADER-BENCH-RESULT "
+SECTIONS = ("scan", "idle", "import", "latency", "restart", "memory", "peers")
+FORBIDDEN = ("asyncio", "subprocess", "socket", "argparse", "runpy")
+DEFAULT_CHECK_TIME_MS = 500  # the spec's default for start()
+SCAN_CHECK_TIME_MS = 1  # "a short interval" for the scan-cost row
+MIN_SCANS = 40  # per timed window of the scan-cost row
+SIZES = (200, 2000, 10000)
+
+
+class BenchError(Exception):
+    """A measurement could not be made; the message says why."""
+
+
+# --------------------------------------------------------------------------
+# Plans: how many samples each mode takes.
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    scan_reps: int  # rounds of floor, watcher, paced floor per N
+    scan_window: float  # seconds of each, at least MIN_SCANS scans
+    idle_seconds: float
+    idle_floor_seconds: float
+    idle_runs: int
+    import_runs: int
+    latency_samples: dict[int | None, int]  # check_time (None: default) -> n
+    restart_chains: int  # chains of RESTARTS restarts each
+    bare_runs: int
+    memory_runs: int
+    peer_sizes: tuple[int, ...]
+    peer_scan_reps: int
+    peer_idle_seconds: float
+    peer_idle_runs: int
+    peer_import_runs: int
+
+
+QUICK = Plan(
+    name="quick",
+    scan_reps=3,
+    scan_window=0.25,
+    idle_seconds=10.0,
+    idle_floor_seconds=5.0,
+    idle_runs=1,
+    import_runs=5,
+    latency_samples={100: 8, None: 4},
+    restart_chains=1,
+    bare_runs=5,
+    memory_runs=1,
+    peer_sizes=(2000,),
+    peer_scan_reps=3,
+    peer_idle_seconds=3.0,
+    peer_idle_runs=1,
+    peer_import_runs=3,
+)
+FULL = Plan(
+    name="full",
+    scan_reps=7,
+    scan_window=1.0,
+    idle_seconds=10.0,
+    idle_floor_seconds=10.0,
+    idle_runs=3,
+    import_runs=15,
+    latency_samples={100: 20, None: 20},
+    restart_chains=3,
+    bare_runs=15,
+    memory_runs=3,
+    peer_sizes=SIZES,
+    peer_scan_reps=5,
+    peer_idle_seconds=10.0,
+    peer_idle_runs=3,
+    peer_import_runs=9,
+)
+RESTARTS = 10
+
+
+# --------------------------------------------------------------------------
+# What runs inside the child processes. Keep it to the stdlib modules already
+# imported above: whatever a child imports is watched, and so in the floor.
+
+
+def _import_modules(n: int) -> None:
+    for i in range(n):
+        __import__(f"bench_mod_{i:05d}")
+
+
+def _watched_paths() -> list[str]:
+    """The files the watcher should stat each scan, from ``sys.modules``."""
+    from importlib.util import source_from_cache
+
+    paths = set()
+    for module in list(sys.modules.values()):  # a copy: imports may happen
+        path = getattr(module, "__file__", None)
+        if not isinstance(path, str):
+            continue
+        if path.endswith(".pyc") and "__pycache__" in path:
+            try:
+                path = source_from_cache(path)
+            except ValueError:  # not a PEP 3147 name: watch the .pyc itself
+                pass
+        while path and not os.path.isfile(path):  # inside a zip: the zip
+            parent = os.path.dirname(path)
+            path = "" if parent == path else parent
+        if path:
+            paths.add(path)
+    return sorted(paths)
+
+
+def _floor_scan(paths: list[str]) -> Callable[[], None]:
+    def scan() -> None:
+        for path in paths:
+            os.stat(path)
+
+    return scan
+
+
+def _cpu_per_call(fn: Callable[[], None], seconds: float) -> float:
+    """Call fn until it has used `seconds` of this thread's CPU; per call."""
+    calls = 0
+    start = time.thread_time()
+    while True:
+        fn()
+        calls += 1
+        used = time.thread_time() - start
+        if used >= seconds:
+            return used / calls
+
+
+# The private hooks this file reads; they are for benchmarking only.
+SCAN_COUNTERS = ("_state.scan_count", "_state.watcher.scan_count")
+SETTLE_NAME = "_SETTLE"  # seconds; the watcher settles min(_SETTLE, interval)
+
+
+def _reloader_state(reloader: Any) -> Any:
+    """The object whose ``scan_count`` counts completed scans."""
+    for dotted in SCAN_COUNTERS:
+        obj = reloader
+        try:
+            for name in dotted.split(".")[:-1]:
+                obj = getattr(obj, name)
+            obj.scan_count  # noqa: B018  (probe it)
+        except AttributeError:
+            continue
+        return obj
+    raise BenchError(
+        f"none of reloader.{', reloader.'.join(SCAN_COUNTERS)}: the benchmark "
+        "needs one of these private hooks to count completed scans"
+    )
+
+
+def _next_scan(state: Any, seen: int, timeout: float = 60.0) -> int:
+    """Wait until scan_count differs from `seen`; return the new value."""
+    deadline = time.monotonic() + timeout
+    while state.scan_count == seen:
+        if time.monotonic() > deadline:
+            raise BenchError(f"no scan completed within {timeout} s")
+        time.sleep(0.001)
+    return int(state.scan_count)
+
+
+def _first_scans(state: Any, before: int) -> int:
+    """After start(): wait until the new thread is past its first two scans.
+
+    The first scan meets every file for the first time and may do more than
+    later ones, and scan_count may count a scan before all its work is done
+    (it does after the stat pass); the second scan's count is the first one
+    that says the first scan's work is over.
+    """
+    count = _next_scan(state, before)
+    if count == 0:  # scan_count was reset by start(); the scan is still running
+        count = _next_scan(state, 0)
+    return _next_scan(state, count)
+
+
+def _watcher_thread() -> Any:
+    import threading
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for thread in threading.enumerate():
+            if thread.name == "reloader" and thread.ident is not None:
+                return thread
+        time.sleep(0.001)
+    raise BenchError('no thread named "reloader" after start()')
+
+
+def _thread_cpu(ident: int) -> float:
+    return time.clock_gettime(time.pthread_getcpuclockid(ident))
+
+
+def _watcher_per_scan(reloader: Any, check_time: int, window: float) -> float:
+    """Start the watcher, divide its CPU by its scans over `window` s, stop it.
+
+    At a 1 ms interval the thread barely pauses, so the clock cannot be read
+    between two scans; it is read at a random point of one instead, at both
+    ends, which errs by under one scan either way and by none on average.
+    MIN_SCANS keeps that error to a few percent when scans are long.
+    """
+    state = _reloader_state(reloader)
+    before = state.scan_count
+    reloader.start(check_time=check_time)
+    try:
+        ident = _watcher_thread().ident
+        _first_scans(state, before)  # not timed
+        first, cpu0 = int(state.scan_count), _thread_cpu(ident)
+        time.sleep(window)
+        while state.scan_count - first < MIN_SCANS:
+            time.sleep(0.01)
+        last, cpu1 = int(state.scan_count), _thread_cpu(ident)
+    finally:
+        reloader.stop()
+    return (cpu1 - cpu0) / (last - first)
+
+
+def _paced_floor_per_scan(paths: list[str], interval: float, seconds: float) -> float:
+    """The floor at the watcher's pace: in a thread, waiting between passes."""
+    import threading
+
+    result: list[float] = []
+    pause = threading.Event()
+    floor = _floor_scan(paths)
+
+    def run() -> None:
+        passes = 0
+        start = time.thread_time()
+        while True:
+            floor()
+            passes += 1
+            used = time.thread_time() - start
+            if used >= seconds and passes >= MIN_SCANS:
+                result.append(used / passes)
+                return
+            pause.wait(interval)
+
+    thread = threading.Thread(target=run, name="paced-floor")
+    thread.start()
+    thread.join()
+    return result[0]
+
+
+def child_scan(args: dict[str, Any]) -> dict[str, Any]:
+    _import_modules(args["n"])
+    import reloader
+
+    state = _reloader_state(reloader)
+    before = state.scan_count
+    check_time = args["check_time"]
+    reloader.start(check_time=check_time)
+    _first_scans(state, before)  # imports start() may do are now in sys.modules
+    reloader.stop()
+    paths = _watched_paths()
+    floor = _floor_scan(paths)
+    window = args["window"]
+    floors, paced, watchers = [], [], []
+    for _ in range(args["reps"]):
+        floors.append(_cpu_per_call(floor, window))
+        watchers.append(_watcher_per_scan(reloader, check_time, window))
+        paced.append(_paced_floor_per_scan(paths, check_time / 1000, window))
+    return {"files": len(paths), "floor": floors, "paced": paced, "watcher": watchers}
+
+
+class _CallCounter:
+    """Counts calls of some os functions, per thread."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        import threading
+
+        self.counts: dict[tuple[str, int], int] = {}
+        self._get_ident = threading.get_ident
+        self._saved = {name: getattr(os, name) for name in names}
+        for name, real in self._saved.items():
+            setattr(os, name, self._wrap(name, real))
+
+    def _wrap(self, name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            key = (name, self._get_ident())
+            self.counts[key] = self.counts.get(key, 0) + 1
+            return real(*args, **kwargs)
+
+        return counting
+
+    def total(self, ident: int, names: tuple[str, ...]) -> int:
+        return sum(self.counts.get((name, ident), 0) for name in names)
+
+    def restore(self) -> None:
+        for name, real in self._saved.items():
+            setattr(os, name, real)
+
+
+STAT_NAMES = ("stat", "lstat")
+OTHER_FS_NAMES = ("scandir", "listdir")
+
+
+def child_stats(args: dict[str, Any]) -> dict[str, Any]:
+    # Wrap before the import, in case reloader binds os.stat to a name.
+    counter = _CallCounter(STAT_NAMES + OTHER_FS_NAMES)
+    _import_modules(args["n"])
+    import reloader
+
+    state = _reloader_state(reloader)
+    before = state.scan_count
+    reloader.start(check_time=100)  # idle between scans: reads are exact
+    try:
+        ident = _watcher_thread().ident
+        count = _first_scans(state, before)
+        stats0 = counter.total(ident, STAT_NAMES)
+        other0 = counter.total(ident, OTHER_FS_NAMES)
+        last = count
+        for _ in range(3):
+            last = _next_scan(state, last)
+        stats1 = counter.total(ident, STAT_NAMES)
+        other1 = counter.total(ident, OTHER_FS_NAMES)
+    finally:
+        reloader.stop()
+        counter.restore()
+    scans = last - count
+    return {
+        "files": len(_watched_paths()),
+        "stats_per_scan": (stats1 - stats0) / scans,
+        "other_per_scan": (other1 - other0) / scans,
+    }
+
+
+def _paced_floor_pct(paths: list[str], interval: float, seconds: float) -> float:
+    """% of a core the floor takes in a thread, one pass every `interval` s."""
+    import threading
+
+    result: list[float] = []
+    pause = threading.Event()
+    floor = _floor_scan(paths)
+
+    def run() -> None:
+        cpu0, wall0 = time.thread_time(), time.monotonic()
+        while True:
+            floor()
+            if time.monotonic() - wall0 >= seconds or pause.wait(interval):
+                break
+        result.append(100 * (time.thread_time() - cpu0) / (time.monotonic() - wall0))
+
+    thread = threading.Thread(target=run, name="paced-floor")
+    thread.start()
+    thread.join()
+    return result[0]
+
+
+def child_idle(args: dict[str, Any]) -> dict[str, Any]:
+    _import_modules(args["n"])
+    import reloader
+
+    state = _reloader_state(reloader)
+    before = state.scan_count
+    reloader.start()  # the default check_time is what is measured
+    try:
+        ident = _watcher_thread().ident
+        count = _first_scans(state, before)
+        cpu0, wall0 = _thread_cpu(ident), time.monotonic()
+        time.sleep(args["seconds"])
+        cpu1, wall1, last = _thread_cpu(ident), time.monotonic(), state.scan_count
+    finally:
+        reloader.stop()
+    wall = wall1 - wall0
+    scans = last - count
+    paths = _watched_paths()
+    pace = DEFAULT_CHECK_TIME_MS / 1000
+    return {
+        "files": len(paths),
+        "cpu_pct": 100 * (cpu1 - cpu0) / wall,
+        "scans_per_s": scans / wall,
+        "floor_pct": _paced_floor_pct(paths, pace, args["floor_seconds"]),
+    }
+
+
+def child_memory(args: dict[str, Any]) -> dict[str, Any]:
+    import tracemalloc
+
+    _import_modules(args["n"])
+    import reloader
+
+    state = _reloader_state(reloader)
+    before_count = state.scan_count
+    tracemalloc.start(25)
+    before = tracemalloc.take_snapshot()
+    reloader.start(check_time=1000)  # the snapshot is taken between scans
+    try:
+        _first_scans(state, before_count)
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+        reloader.stop()
+    mine = [tracemalloc.Filter(True, reloader.__file__, all_frames=True)]
+    diff = after.filter_traces(mine).compare_to(before.filter_traces(mine), "lineno")
+    files = len(_watched_paths())
+    total = sum(stat.size_diff for stat in diff)
+    top = [[str(stat.traceback), stat.size_diff] for stat in diff[:5]]
+    return {"files": files, "bytes": total, "per_file": total / files, "top": top}
+
+
+# Peers: one scan of each peer's polling reloader, as it does it, over the
+# modules imported in this process. Each returns a callable doing one scan.
+
+
+def _scan_tornado() -> Callable[[], None]:
+    from tornado import autoreload
+
+    modify_times: dict[str, float] = {}
+    return lambda: autoreload._reload_on_update(modify_times)
+
+
+def _scan_werkzeug() -> Callable[[], None]:
+    from werkzeug._reloader import StatReloaderLoop
+
+    loop = StatReloaderLoop()
+    loop.__enter__()  # the first run_step, which fills its mtimes
+    return loop.run_step
+
+
+def _scan_django() -> Callable[[], None]:
+    from django.utils.autoreload import StatReloader
+
+    reloader = StatReloader()
+    reloader.SLEEP_TIME = 0  # tick() sleeps between passes; not here
+    ticker = reloader.tick()
+    return lambda: next(ticker)
+
+
+def _scan_gunicorn() -> Callable[[], None]:
+    from gunicorn.reloader import Reloader
+
+    reloader = Reloader()
+    mtimes: dict[str, float] = {}
+
+    def scan() -> None:  # the body of Reloader.run's endless loop, verbatim
+        for filename in reloader.get_files():
+            try:
+                mtime = os.stat(filename).st_mtime
+            except OSError:
+                continue
+            old_time = mtimes.get(filename)
+            if old_time is None:
+                mtimes[filename] = mtime
+                continue
+            elif mtime > old_time:
+                raise BenchError(f"{filename} changed during the benchmark")
+
+    return scan
+
+
+def _hupper_parts() -> tuple[Any, Any]:
+    # hupper splits the work: in the worker process a thread collects module
+    # paths (leaving out the stdlib and site-packages) and sends new ones to
+    # the monitor, in the parent process, which stats them. Both once a second.
+    from hupper.polling import PollingFileMonitor
+    from hupper.worker import WatchSysModules
+
+    monitor = PollingFileMonitor(callback=lambda path: None)
+
+    def send(paths: list[str]) -> None:
+        for path in paths:
+            monitor.add_path(path)
+
+    return WatchSysModules(callback=send), monitor
+
+
+def _scan_hupper() -> Callable[[], None]:
+    modules, monitor = _hupper_parts()
+
+    def scan() -> None:
+        modules.update_paths()
+        monitor.check_reload(list(monitor.paths))
+
+    return scan
+
+
+PEER_SCANS: dict[str, Callable[[], Callable[[], None]]] = {
+    "tornado": _scan_tornado,
+    "werkzeug": _scan_werkzeug,
+    "django": _scan_django,
+    "gunicorn": _scan_gunicorn,
+    "hupper": _scan_hupper,
+}
+PEER_IMPORTS = {  # what a user imports to get the reloader
+    "tornado": "tornado.autoreload",
+    "werkzeug": "werkzeug._reloader",
+    "django": "django.utils.autoreload",
+    "gunicorn": "gunicorn.reloader",
+    "hupper": "hupper",
+}
+PEER_DISTS = {
+    "tornado": "tornado",
+    "werkzeug": "Werkzeug",
+    "django": "Django",
+    "gunicorn": "gunicorn",
+    "hupper": "hupper",
+}
+
+
+def child_peer_scan(args: dict[str, Any]) -> dict[str, Any]:
+    _import_modules(args["n"])
+    scan = PEER_SCANS[args["peer"]]()
+    scan()
+    scan()  # the first scans fill caches and mtimes
+    paths = _watched_paths()
+    floor = _floor_scan(paths)
+    floors, peers = [], []
+    for _ in range(args["reps"]):
+        floors.append(_cpu_per_call(floor, args["window"]))
+        peers.append(_cpu_per_call(scan, args["window"]))
+    import threading
+
+    counter = _CallCounter(STAT_NAMES)
+    try:
+        for _ in range(3):
+            scan()
+    finally:
+        counter.restore()
+    stats = counter.total(threading.get_ident(), STAT_NAMES) / 3
+    return {
+        "files": len(paths),
+        "floor": floors,
+        "peer": peers,
+        "stats_per_scan": stats,
+    }
+
+
+def _idle_tornado(threads: list[Any]) -> float:
+    import asyncio
+    import threading
+
+    from tornado import autoreload, ioloop
+
+    def run() -> None:
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        autoreload.start()
+        ioloop.IOLoop.current().start()
+
+    threads.append(threading.Thread(target=run, daemon=True))
+    return 0.5  # autoreload.start's default check_time
+
+
+def _idle_werkzeug(threads: list[Any]) -> float:
+    import threading
+
+    from werkzeug._reloader import StatReloaderLoop
+
+    def run() -> None:
+        with StatReloaderLoop() as loop:
+            loop.run()
+
+    threads.append(threading.Thread(target=run, daemon=True))
+    return 1.0
+
+
+def _idle_django(threads: list[Any]) -> float:
+    import threading
+
+    from django.utils.autoreload import StatReloader
+
+    threads.append(threading.Thread(target=StatReloader().run_loop, daemon=True))
+    return float(StatReloader.SLEEP_TIME)
+
+
+def _idle_gunicorn(threads: list[Any]) -> float:
+    from gunicorn.reloader import Reloader
+
+    threads.append(Reloader())  # a daemon thread
+    return 1.0
+
+
+def _idle_hupper(threads: list[Any]) -> float:
+    threads.extend(_hupper_parts())
+    return 1.0
+
+
+PEER_IDLES: dict[str, Callable[[list[Any]], float]] = {
+    "tornado": _idle_tornado,
+    "werkzeug": _idle_werkzeug,
+    "django": _idle_django,
+    "gunicorn": _idle_gunicorn,
+    "hupper": _idle_hupper,
+}
+
+
+def child_peer_idle(args: dict[str, Any]) -> dict[str, Any]:
+    _import_modules(args["n"])
+    threads: list[Any] = []
+    interval = PEER_IDLES[args["peer"]](threads)
+    for thread in threads:
+        thread.daemon = True  # this process ends without stopping them
+        thread.start()
+    time.sleep(2 * interval + 0.2)  # past the first, baseline, scans
+    idents = [thread.ident for thread in threads]
+    cpu0, wall0 = sum(map(_thread_cpu, idents)), time.monotonic()
+    time.sleep(args["seconds"])
+    cpu1, wall1 = sum(map(_thread_cpu, idents)), time.monotonic()
+    return {"cpu_pct": 100 * (cpu1 - cpu0) / (wall1 - wall0), "interval": interval}
+
+
+def child_probe(args: dict[str, Any]) -> dict[str, Any]:
+    import sysconfig
+    from importlib import metadata
+
+    versions: dict[str, str | None] = {}
+    for peer, dist in PEER_DISTS.items():
+        try:
+            versions[peer] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[peer] = None
+    return {
+        "versions": versions,
+        "python": sys.version.split()[0],
+        "purelib": sysconfig.get_paths()["purelib"],
+    }
+
+
+CHILDREN: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "scan": child_scan,
+    "stats": child_stats,
+    "idle": child_idle,
+    "memory": child_memory,
+    "peer-scan": child_peer_scan,
+    "peer-idle": child_peer_idle,
+    "probe": child_probe,
+}
+
+
+def child_main(mode: str, raw_args: str) -> None:
+    args = json.loads(raw_args)
+    if "moddir" in args:
+        sys.path[0] = args["moddir"]  # not bench/: werkzeug walks sys.path
+    result = CHILDREN[mode](args)
+    sys.stdout.write(RESULT_PREFIX + json.dumps(result) + "\n")
+    sys.stdout.flush()
+    # Peer threads may not be daemons and reloaders may hold locks; this
+    # process has said all it had to say.
+    os._exit(0)
+
+
+# --------------------------------------------------------------------------
+# The scripts for latency and restart-to-ready, run as they would be by hand.
+
+LATENCY_SCRIPT = """\
+import os
+import sys
+import time
+
+import reloader
+
+import bench_latency_target  # noqa: F401  (the module the parent edits)
+
+HOOK_FILE = os.environ["RELOADER_BENCH_HOOK_FILE"]
+
+
+def record():
+    with open(HOOK_FILE, "a") as f:
+        f.write(f"{time.time():.6f}\\n")
+
+
+reloader.add_reload_hook(record)
+if sys.argv[1] == "default":
+    reloader.start()
+else:
+    reloader.start(check_time=int(sys.argv[1]))
+deadline = time.monotonic() + 30
+state = reloader._state
+state = state if hasattr(state, "scan_count") else state.watcher
+while state.scan_count < 1 and time.monotonic() < deadline:
+    time.sleep(0.001)  # edits before the first scan may be its baseline
+settle = getattr(reloader, "_SETTLE", "")
+print(f"ready {time.time():.6f} settle={settle}", flush=True)
+while True:
+    time.sleep(3600)
+"""
+
+RESTART_SCRIPT = """\
+import os
+import sys
+import time
+
+import reloader
+
+run = int(os.environ.get("RELOADER_BENCH_RUN", "0"))
+print(f"ready {run} {time.time():.6f}", flush=True)
+if sys.argv[1] == "chain" and run < int(sys.argv[2]):
+    os.environ["RELOADER_BENCH_RUN"] = str(run + 1)
+    reloader.restart()
+"""
+
+
+# --------------------------------------------------------------------------
+# The parent: rows, subprocesses, the table.
+
+
+@dataclass
+class Row:
+    section: str
+    name: str
+    samples: list[float] = field(default_factory=list)
+    digits: int = 2
+    target: str = ""
+    ok: bool | None = None  # None: no target, or no figure
+    text: str = ""  # the figure, when it is not a number
+    note: str = ""
+
+    def stats(self) -> tuple[float, ...]:
+        """(min, median, max) of the samples; () when there are none."""
+        if not self.samples:
+            return ()
+        samples = self.samples
+        return min(samples), statistics.median(samples), max(samples)
+
+    def cells(self) -> list[str]:
+        if not self.samples:
+            return ["", self.text, ""]
+        return [f"{value:.{self.digits}f}" for value in self.stats()]
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def _at_most(value: float, limit: float) -> bool:
+    return value <= limit
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.2f} ms"
+
+
+def _us(seconds: float) -> str:
+    return f"{seconds * 1e6:.0f} us"
+
+
+class Bench:
+    """Shared state of one benchmark run: paths, environment, subprocesses."""
+
+    def __init__(self, plan: Plan, reloader_path: str, settle_ms: float | None) -> None:
+        import tempfile
+
+        self.plan = plan
+        self.reloader_path = reloader_path
+        self.settle_ms = settle_ms
+        self.tmp = tempfile.mkdtemp(prefix="reloader-bench-")
+        self.pycache = os.path.join(self.tmp, "pycache")
+        self.rows: list[Row] = []
+        self.errors = 0
+        self.details: dict[str, Any] = {}
+
+    def env(self, pythonpath: str | None = None) -> dict[str, str]:
+        """The environment of every child: this one, less what would skew it."""
+        env = dict(os.environ)
+        for var in (
+            "PYTHONPATH",
+            "PYTHONSTARTUP",
+            "PYTHONPROFILEIMPORTTIME",
+            "PYTHONTRACEMALLOC",
+            # Warm imports read a .pyc, as a user's second run does; the
+            # prefix keeps the repository and the stdlib free of new files.
+            "PYTHONDONTWRITEBYTECODE",
+        ):
+            env.pop(var, None)
+        env["PYTHONPYCACHEPREFIX"] = self.pycache
+        if pythonpath:
+            env["PYTHONPATH"] = pythonpath
+        return env
+
+    @property
+    def reloader_dir(self) -> str:
+        return os.path.dirname(self.reloader_path)
+
+    def moddir(self, n: int) -> str:
+        path = os.path.join(self.tmp, f"mods-{n}")
+        if not os.path.isdir(path):
+            os.mkdir(path)
+            # Written a day ago, as a project's files mostly are: a watcher
+            # may treat files written in the last seconds specially.
+            past = time.time() - 86400
+            for i in range(n):
+                module = os.path.join(path, f"bench_mod_{i:05d}.py")
+                with open(module, "w") as f:
+                    f.write(f"VALUE = {i}\n")
+                os.utime(module, (past, past))
+        return path
+
+    def child(
+        self,
+        mode: str,
+        args: dict[str, Any],
+        python: str = sys.executable,
+        timeout: float = 600,
+    ) -> dict[str, Any]:
+        import subprocess
+
+        cmd = [python, os.path.abspath(__file__), "--child", mode, json.dumps(args)]
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            check=False,  # the exit code is looked at below
+            cwd=self.tmp,
+            env=self.env(self.reloader_dir if python == sys.executable else None),
+            timeout=timeout,
+        )
+        for line in reversed(proc.stdout.splitlines()):
+            if line.startswith(RESULT_PREFIX):
+                return json.loads(line[len(RESULT_PREFIX) :])  # type: ignore[no-any-return]
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-15:])
+        raise BenchError(
+            f"child {mode} exited {proc.returncode} without a result:\n{tail}"
+        )
+
+    def add(self, section: str, name: str, samples: list[float], **kw: Any) -> None:
+        self.rows.append(Row(section, name, samples, **kw))
+
+    def run_section(self, name: str) -> None:
+        start = time.monotonic()
+        _progress(f"{name} ...")
+        try:
+            SECTION_FUNCS[name](self)
+        except Exception as exc:  # the boundary: one section fails, the rest runs
+            self.errors += 1
+            self.add(name, f"{name}: ERROR", [], text="error", ok=False, note=str(exc))
+            _progress(f"{name} failed: {exc}")
+        _progress(f"{name} done in {time.monotonic() - start:.1f} s")
+
+    def cleanup(self) -> None:
+        import shutil
+
+        _progress(f"removing {self.tmp}")
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+_STARTED = time.monotonic()
+
+
+def _progress(message: str) -> None:
+    elapsed = time.monotonic() - _STARTED
+    print(f"[bench {elapsed:5.1f} s] {message}", file=sys.stderr, flush=True)
+
+
+# Section 1: scan cost and stat calls.
+
+
+def section_scan(bench: Bench) -> None:
+    plan = bench.plan
+    for n in SIZES:
+        args = {"n": n, "moddir": bench.moddir(n)}
+        timing = {"reps": plan.scan_reps, "window": plan.scan_window}
+        res = bench.child("scan", {**args, **timing, "check_time": SCAN_CHECK_TIME_MS})
+        ratios = [w / f for w, f in zip(res["watcher"], res["floor"])]
+        paced = _median([p / f for p, f in zip(res["paced"], res["floor"])])
+        floor, watcher = _us(_median(res["floor"])), _us(_median(res["watcher"]))
+        limit = 1.30 if n < 1000 else 1.10
+        bench.add(
+            "scan",
+            f"scan CPU / stat floor, N={n}",
+            ratios,
+            target=f"<= {limit:.2f}",
+            ok=_at_most(_median(ratios), limit),
+            note=f"{res['files']} files; per scan: floor {floor}, watcher {watcher} "
+            f"at check_time={SCAN_CHECK_TIME_MS}; the floor paced the same way: "
+            f"{paced:.2f} x floor",
+        )
+        stats = bench.child("stats", args)
+        calls, files, other = stats["stats_per_scan"], stats["files"], ""
+        if stats["other_per_scan"]:
+            other = f", {stats['other_per_scan']:.0f} scandir/listdir"
+        bench.add(
+            "scan",
+            f"stat calls per watched file, N={n}",
+            [calls / files],
+            digits=4,
+            target="== 1",
+            ok=round(calls) == files,
+            note=f"{calls:.1f} stat/lstat per scan, {files} files{other}",
+        )
+
+
+# Section 2: idle CPU.
+
+
+def section_idle(bench: Bench) -> None:
+    plan, n = bench.plan, 2000
+    args = {
+        "n": n,
+        "moddir": bench.moddir(n),
+        "seconds": plan.idle_seconds,
+        "floor_seconds": plan.idle_floor_seconds,
+    }
+    results = [bench.child("idle", args) for _ in range(plan.idle_runs)]
+    pcts = [r["cpu_pct"] for r in results]
+    rate = _median([r["scans_per_s"] for r in results])
+    floor = _median([r["floor_pct"] for r in results])
+    bench.add(
+        "idle",
+        f"idle CPU, % of a core, default interval, N={n}",
+        pcts,
+        target="<= 0.70",
+        ok=_at_most(_median(pcts), 0.70),
+        note=f"{results[0]['files']} files; {plan.idle_seconds:g} s windows; "
+        f"{rate:.2f} scans/s; the floor, paced the same way: {floor:.2f} %",
+    )
+
+
+# Section 3: import cost.
+
+
+def _importtime(bench: Bench, python: str, code: str, path: str) -> dict[str, int]:
+    """Module name -> self time in us, from ``python -S -X importtime -c code``.
+
+    ``-S``: a site-packages ``.pth`` file may import anything at start-up
+    (threading, say), which would hide it from one side of a comparison; so
+    nothing is imported but what the interpreter needs, and `path` (the
+    reloader's folder, a venv's site-packages) goes on PYTHONPATH.
+    """
+    import subprocess
+
+    proc = subprocess.run(
+        [python, "-S", "-X", "importtime", "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,  # the exit code is looked at below
+        cwd=bench.tmp,
+        env=bench.env(path),
+        timeout=120,
+    )
+    if proc.returncode != 0:
+        raise BenchError(f"{code!r} exited {proc.returncode}:\n{proc.stderr[-2000:]}")
+    modules = {}
+    for line in proc.stderr.splitlines():
+        if not line.startswith("import time:"):
+            continue
+        parts = line[len("import time:") :].split("|")
+        if len(parts) == 3 and parts[0].strip().isdigit():
+            modules[parts[2].strip()] = int(parts[0])
+    return modules
+
+
+def _import_costs(
+    bench: Bench, python: str, codes: dict[str, str], runs: int, path: str
+) -> tuple[dict[str, list[float]], dict[str, set[str]]]:
+    """Per code: the ms its added modules took in each run, and those modules."""
+    times: dict[str, list[float]] = {key: [] for key in codes}
+    added: dict[str, set[str]] = {key: set() for key in codes}
+    for code in codes.values():  # warm the .pyc cache
+        _importtime(bench, python, code, path)
+    for _ in range(runs):
+        bare = set(_importtime(bench, python, "pass", path))
+        for key, code in codes.items():
+            modules = _importtime(bench, python, code, path)
+            new = {name: us for name, us in modules.items() if name not in bare}
+            times[key].append(sum(new.values()) / 1000)
+            added[key] |= set(new)
+    return times, added
+
+
+RELOADER_IMPORTS = {"reloader": "import reloader", "base": "import threading, logging"}
+
+
+def _reloader_import_rows(bench: Bench, section: str, times: Any, added: Any) -> None:
+    mine, base = times["reloader"], times["base"]
+    diffs = [r - b for r, b in zip(mine, base)]
+    extra = ", ".join(sorted(added["reloader"] - added["base"] - {"reloader"}))
+    count = len(added["reloader"])
+    note = f"{count} modules added to a bare start"
+    bench.add(section, "import reloader, ms", mine, note=note)
+    note = f"{len(added['base'])} modules"
+    bench.add(section, "import threading, logging, ms", base, note=note)
+    bench.add(
+        section,
+        "import reloader - (threading+logging), ms",
+        diffs,
+        target="<= 1.00",
+        ok=_at_most(_median(diffs), 1.0),
+        note=f"beyond threading and logging: {extra or 'nothing'}",
+    )
+
+
+def section_import(bench: Bench) -> None:
+    runs = bench.plan.import_runs
+    times, added = _import_costs(
+        bench, sys.executable, RELOADER_IMPORTS, runs, bench.reloader_dir
+    )
+    _reloader_import_rows(bench, "import", times, added)
+    bad = ", ".join(sorted(set(FORBIDDEN) & added["reloader"]))
+    name = "import reloader pulls in " + "/".join(FORBIDDEN)
+    bench.add("import", name, [], text=bad or "none", target="none", ok=not bad)
+    bench.details["import_added"] = sorted(added["reloader"])
+
+
+# Section 4: detection latency.
+
+
+def _wait_lines(
+    path: str, prefix: str, count: int, proc: Any, timeout: float = 30
+) -> list[str]:
+    """The lines of `path` starting with `prefix`, once there are `count`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with open(path) as f:
+            complete = f.read().split("\n")[:-1]  # not a line being written
+        lines = [line for line in complete if line.startswith(prefix)]
+        if len(lines) >= count:
+            return lines
+        if proc.poll() is not None or time.monotonic() > deadline:
+            with open(path) as f:
+                log = f.read()[-3000:]
+            raise BenchError(
+                f"waited for {count} {prefix!r} lines; exit code {proc.poll()}; "
+                f"{' '.join(proc.args)}; log:\n{log}"
+            )
+        time.sleep(0.005)
+
+
+def _spawn(bench: Bench, args: list[str], log: str, env: dict[str, str]) -> Any:
+    import subprocess
+
+    with open(log, "wb") as out:
+        return subprocess.Popen(
+            [sys.executable, *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=bench.tmp,
+            env=env,
+            start_new_session=True,
+        )
+
+
+def _kill(proc: Any) -> None:
+    import signal
+
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:  # it ended on its own meanwhile
+            pass
+    proc.wait(timeout=30)
+
+
+def _latencies(
+    bench: Bench, check_time: int | None, samples: int
+) -> tuple[list[float], str]:
+    """Seconds from each edit to the reload hook; the settle time reported."""
+    import random
+
+    folder = os.path.join(bench.tmp, f"latency-{check_time or 'default'}")
+    os.makedirs(folder, exist_ok=True)
+    script, target = (
+        os.path.join(folder, name)
+        for name in ("latency_child.py", "bench_latency_target.py")
+    )
+    hooks, log = os.path.join(folder, "hooks.txt"), os.path.join(folder, "log.txt")
+    with open(script, "w") as f:
+        f.write(LATENCY_SCRIPT)
+    with open(target, "w") as f:
+        f.write("VALUE = 0\n")
+    open(hooks, "w").close()
+    env = bench.env(bench.reloader_dir + os.pathsep + folder)
+    env["RELOADER_BENCH_HOOK_FILE"] = hooks
+    interval = (check_time or DEFAULT_CHECK_TIME_MS) / 1000
+    proc = _spawn(bench, [script, str(check_time or "default")], log, env)
+    latencies: list[float] = []
+    settle = ""
+    try:
+        for i in range(samples):
+            ready = _wait_lines(log, "ready", i + 1, proc)
+            settle = ready[-1].partition("settle=")[2]
+            time.sleep(random.uniform(0, interval))
+            with open(target, "a") as f:
+                f.write(f"# edit {i}\n")  # the size changes too
+            written = time.time()
+            hook = _wait_lines(hooks, "", i + 1, proc)
+            latencies.append(float(hook[i]) - written)
+    finally:
+        _kill(proc)
+    return latencies, settle
+
+
+def section_latency(bench: Bench) -> None:
+    for check_time, samples in bench.plan.latency_samples.items():
+        latencies, reported = _latencies(bench, check_time, samples)
+        interval = (check_time or DEFAULT_CHECK_TIME_MS) / 1000
+        if bench.settle_ms is not None:
+            settle, source = bench.settle_ms / 1000, "--settle"
+        elif reported:
+            settle = min(float(reported), interval)
+            source = f"reloader.{SETTLE_NAME}, at most the interval"
+        else:
+            settle, source = 0.0, "unknown, 0 assumed"
+        fractions = [latency / interval for latency in latencies]
+        label = f"check_time={check_time}" if check_time else "default check_time"
+        note = (
+            f"{samples} samples; {_ms(min(latencies))} / {_ms(_median(latencies))} / "
+            f"{_ms(max(latencies))}; settle {settle * 1000:.0f} ms ({source})"
+        )
+        target, ok = "", None
+        if check_time == 100:
+            med_limit, max_limit = 0.6 + settle / interval, 1.1 + settle / interval
+            target = f"med <= {med_limit:.2f}, max <= {max_limit:.2f}"
+            ok = _median(fractions) <= med_limit and max(fractions) <= max_limit
+        name = f"detection latency / interval, {label}"
+        bench.add("latency", name, fractions, target=target, ok=ok, note=note)
+
+
+# Section 5: restart-to-ready.
+
+
+def _restart_chain(bench: Bench, script: str, index: int) -> list[float]:
+    log = os.path.join(bench.tmp, f"restart-{index}.txt")
+    env = bench.env(bench.reloader_dir)
+    env.pop("RELOADER_BENCH_RUN", None)
+    proc = _spawn(bench, [script, "chain", str(RESTARTS)], log, env)
+    try:
+        lines = _wait_lines(log, "ready", RESTARTS + 1, proc)
+        proc.wait(timeout=30)
+    finally:
+        _kill(proc)
+    stamps = [float(line.split()[2]) for line in lines]
+    return [b - a for a, b in zip(stamps, stamps[1:])]
+
+
+def _bare_start(bench: Bench, script: str) -> float:
+    import subprocess
+
+    start = time.time()
+    proc = subprocess.run(
+        [sys.executable, script, "bare"],
+        capture_output=True,
+        text=True,
+        check=False,  # the output is looked at below
+        cwd=bench.tmp,
+        env=bench.env(bench.reloader_dir),
+        timeout=60,
+    )
+    if not proc.stdout.startswith("ready"):
+        raise BenchError(f"bare start printed {proc.stdout!r}, {proc.stderr[-2000:]}")
+    return float(proc.stdout.split()[2]) - start
+
+
+def section_restart(bench: Bench) -> None:
+    script = os.path.join(bench.tmp, "restart_child.py")
+    with open(script, "w") as f:
+        f.write(RESTART_SCRIPT)
+    _bare_start(bench, script)  # warm the .pyc cache
+    gaps: list[float] = []
+    bares: list[float] = []
+    for index in range(bench.plan.restart_chains):
+        bares.extend(_bare_start(bench, script) for _ in range(bench.plan.bare_runs))
+        gaps.extend(_restart_chain(bench, script, index))
+    bare = _median(bares)
+    ratios = [gap / bare for gap in gaps]
+    bench.add(
+        "restart",
+        "restart-to-ready / bare start",
+        ratios,
+        target="<= 1.05",
+        ok=_at_most(_median(ratios), 1.05),
+        note=f"{len(gaps)} restarts, median {_ms(_median(gaps))}; bare start "
+        f"(spawn to ready) median {_ms(bare)} over {len(bares)}",
+    )
+
+
+# Section 6: memory.
+
+
+def section_memory(bench: Bench) -> None:
+    n = 10000
+    results = [
+        bench.child("memory", {"n": n, "moddir": bench.moddir(n)})
+        for _ in range(bench.plan.memory_runs)
+    ]
+    per_file = [r["per_file"] for r in results]
+    bench.add(
+        "memory",
+        f"watcher memory, bytes per watched file, N={n}",
+        per_file,
+        digits=0,
+        target="<= 250",
+        ok=_at_most(_median(per_file), 250),
+        note=f"{results[0]['bytes']} bytes over {results[0]['files']} files",
+    )
+    bench.details["memory_top"] = results[0]["top"]
+
+
+# Section 7: peers.
+
+
+def section_peers(bench: Bench) -> None:
+    python = VENV_PYTHON if os.path.exists(VENV_PYTHON) else sys.executable
+    probe = bench.child("probe", {}, python=python)
+    installed = {peer: v for peer, v in probe["versions"].items() if v}
+    bench.details["peers"] = {"python": python, **probe}
+    missing = ", ".join(sorted(set(PEER_DISTS) - set(installed)))
+    if missing:
+        note = f"in {python}; see bench/README.md"
+        bench.add("peers", "peers not installed", [], text=missing, note=note)
+    if not installed:
+        return
+    for peer, version in installed.items():
+        _peer_scan_rows(bench, python, peer, version)
+    for peer in installed:
+        _peer_idle_row(bench, python, peer)
+    # The import rows of reloader again, beside the peers' and measured the
+    # same way, in the same interpreter.
+    codes = {peer: f"import {PEER_IMPORTS[peer]}" for peer in installed}
+    codes.update(RELOADER_IMPORTS)
+    path = bench.reloader_dir + os.pathsep + probe["purelib"]
+    runs = bench.plan.peer_import_runs
+    times, added = _import_costs(bench, python, codes, runs, path)
+    _reloader_import_rows(bench, "peers", times, added)
+    for peer in installed:
+        bad = ", ".join(sorted(set(FORBIDDEN) & added[peer])) or "none of those"
+        diffs = [t - b for t, b in zip(times[peer], times["base"])]
+        bench.add(
+            "peers",
+            f"{peer}: import - (threading+logging), ms",
+            diffs,
+            note=f"import {PEER_IMPORTS[peer]}: {len(added[peer])} modules, "
+            f"median {_median(times[peer]):.2f} ms; imports {bad}",
+        )
+
+
+def _peer_scan_rows(bench: Bench, python: str, peer: str, version: str) -> None:
+    plan = bench.plan
+    for n in plan.peer_sizes:
+        args = {"peer": peer, "n": n, "moddir": bench.moddir(n)}
+        timing = {"reps": plan.peer_scan_reps, "window": plan.scan_window}
+        res = bench.child("peer-scan", {**args, **timing}, python=python)
+        ratios = [p / f for p, f in zip(res["peer"], res["floor"])]
+        floor, theirs = _us(_median(res["floor"])), _us(_median(res["peer"]))
+        bench.add(
+            "peers",
+            f"{peer} {version}: scan CPU / stat floor, N={n}",
+            ratios,
+            note=f"{res['stats_per_scan']:.0f} stat calls per scan, "
+            f"{res['files']} files in the floor; per scan: floor {floor}, "
+            f"{peer} {theirs}",
+        )
+
+
+def _peer_idle_row(bench: Bench, python: str, peer: str) -> None:
+    plan, n = bench.plan, 2000
+    args = {
+        "peer": peer,
+        "n": n,
+        "moddir": bench.moddir(n),
+        "seconds": plan.peer_idle_seconds,
+    }
+    results = [
+        bench.child("peer-idle", args, python=python)
+        for _ in range(plan.peer_idle_runs)
+    ]
+    bench.add(
+        "peers",
+        f"{peer}: idle CPU, % of a core, N={n}",
+        [r["cpu_pct"] for r in results],
+        note=f"at its default interval, {results[0]['interval']:g} s",
+    )
+
+
+# The table and the command line.
+
+
+def print_table(bench: Bench, header: str) -> None:
+    width = max(len(row.name) for row in bench.rows) + 2
+    print(header)
+    print(f"{'':{width}}{'min':>9}{'median':>9}{'max':>9}  {'target':<26}result")
+    section = ""
+    for row in bench.rows:
+        if row.section != section:
+            section = row.section
+            print(f"-- {section}")
+        low, mid, high = row.cells()
+        result = {True: "pass", False: "FAIL", None: ""}[row.ok]
+        print(f"{row.name:<{width}}{low:>9}{mid:>9}{high:>9}  {row.target:<26}{result}")
+        if row.note:
+            print(f"{'':4}{row.note}")
+
+
+def write_json(bench: Bench, path: str, reloader_path: str, elapsed: float) -> None:
+    plan = asdict(bench.plan)
+    plan["latency_samples"] = {
+        str(key or "default"): value
+        for key, value in bench.plan.latency_samples.items()
+    }
+    rows = []
+    for row in bench.rows:
+        summary = dict(zip(("min", "median", "max"), row.stats()))
+        rows.append({**asdict(row), **summary})
+    result = {
+        "reloader": reloader_path,
+        "python": sys.version,
+        "platform": sys.platform,
+        "cpus": os.cpu_count(),
+        "seconds": elapsed,
+        "plan": plan,
+        "rows": rows,
+        "details": bench.details,
+    }
+    with open(path, "w") as f:
+        json.dump(result, f, indent=2)
+
+
+def parse_args(argv: list[str]) -> Any:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python bench/run.py",
+        description="Benchmark reloader (see the docstring of bench/run.py).",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="fewer samples, under 2 minutes (what CI runs)",
+    )
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="also measure the peers installed in bench/.venv",
+    )
+    parser.add_argument("--json", metavar="PATH", help="write the results to PATH")
+    parser.add_argument(
+        "--reloader",
+        metavar="PATH",
+        default=os.path.join(REPO, "reloader.py"),
+        help="the reloader.py to measure (default: the repository's)",
+    )
+    parser.add_argument(
+        "--only",
+        metavar="SECTIONS",
+        help="comma-separated subset of: " + ",".join(SECTIONS),
+    )
+    parser.add_argument(
+        "--settle",
+        metavar="MS",
+        type=float,
+        help="the reloader's settle time, if it does not say",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    reloader_path = os.path.abspath(args.reloader)
+    if os.path.basename(reloader_path) != "reloader.py" or not os.path.isfile(
+        reloader_path
+    ):
+        print(f"error: no reloader.py at {reloader_path}", file=sys.stderr)
+        return 2
+    sections = (
+        args.only.split(",") if args.only else [s for s in SECTIONS if s != "peers"]
+    )
+    if args.peers and "peers" not in sections:
+        sections.append("peers")
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        print(f"error: unknown sections {sorted(unknown)}", file=sys.stderr)
+        return 2
+    bench = Bench(QUICK if args.quick else FULL, reloader_path, args.settle)
+    started = time.monotonic()
+    try:
+        for name in SECTIONS:
+            if name in sections:
+                bench.run_section(name)
+    finally:
+        bench.cleanup()
+    elapsed = time.monotonic() - started
+    header = (
+        f"reloader benchmark ({bench.plan.name}, {elapsed:.0f} s): {reloader_path}\n"
+        f"Python {sys.version.split()[0]} on {sys.platform}, {os.cpu_count()} cpus"
+    )
+    print_table(bench, header)
+    if args.json:
+        write_json(bench, args.json, reloader_path, elapsed)
+    return 1 if bench.errors else 0
+
+
+SECTION_FUNCS: dict[str, Callable[[Bench], None]] = {
+    "scan": section_scan,
+    "idle": section_idle,
+    "import": section_import,
+    "latency": section_latency,
+    "restart": section_restart,
+    "memory": section_memory,
+    "peers": section_peers,
+}
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 4 and sys.argv[1] == "--child":
+        child_main(sys.argv[2], sys.argv[3])
+    sys.exit(main())
