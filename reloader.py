@@ -549,9 +549,13 @@ class _Watcher:
         if loop is None:
             _state.restart()
             return
-        closed = getattr(getattr(loop, "asyncio_loop", loop), "is_closed", None)
-        if closed is not None and closed():
-            _state.restart()  # nothing would ever run a callback there
+        asyncio_loop = getattr(loop, "asyncio_loop", loop)
+        closed = getattr(asyncio_loop, "is_closed", None)
+        running = getattr(asyncio_loop, "is_running", None)
+        if (closed is not None and closed()) or (running is not None and not running()):
+            # Closed, or stopped after run_until_complete(): nothing would run
+            # a callback there, perhaps ever again.
+            _state.restart()
         elif hasattr(loop, "add_callback"):
             loop.add_callback(_state.restart)
         else:
@@ -1512,6 +1516,13 @@ def _run_module(name: str) -> None:
     except (ImportError, ValueError):
         spec = None
     if spec is None:
+        parts = name.split(".")
+        if all(part.isidentifier() for part in parts):
+            # Watch where it would appear first on sys.path, the working
+            # directory: as a module file or as a package folder.
+            where = os.path.join(os.getcwd(), *parts)
+            watch(where + ".py")
+            watch(where)
         raise _ProgramNotFound(f"no module named {name!r}")
     if spec.origin and os.path.isabs(spec.origin):
         watch(spec.origin)
