@@ -926,10 +926,12 @@ def _announce(changed: list[str]) -> None:
         message = (
             f"{first} and {more} other file{'s' * (more > 1)} modified; restarting"
         )
-    if _log.hasHandlers():
+    if _log.hasHandlers() and _log.isEnabledFor(logging.INFO):
         _log.info(message)
-    else:
-        # The program configured no logging at all: INFO would be dropped.
+    elif _log.level == logging.NOTSET:
+        # No handler would emit it: the program configured no logging, or only
+        # from WARNING up (basicConfig()'s default). A restart is never silent,
+        # unless the reloader logger itself was told to be (-q).
         _write_stderr(f"reloader: {message}\n")
 
 
@@ -1420,6 +1422,8 @@ class _Wrapper:
         options = parser.parse_args(prefix)
         if target is None:
             parser.error("nothing to run: give -m module or a path")
+        if not target[1]:
+            parser.error("argument -m: expected a module name")
         try:
             _check_interval(options.check_time)
         except ValueError as e:
@@ -1475,7 +1479,7 @@ def _split_command_line(
         arg = args[i]
         if arg == "-m":
             if i + 1 == len(args):
-                return [*args[:i], "-m"], None
+                return args[:i], ("module", "", [])
             return args[:i], ("module", args[i + 1], args[i + 2 :])
         if arg.startswith("-m") and not arg.startswith("--"):
             return args[:i], ("module", arg[2:], args[i + 1 :])

@@ -259,7 +259,7 @@ def test_help(split):
         (["--check-time", "inf", "prog.py"], "check_time"),
         (["--check-time", "abc", "prog.py"], "invalid float value: 'abc'"),
         (["--watch"], "expected one argument"),
-        (["-m"], "-m"),
+        (["-m"], "argument -m: expected a module name"),
     ],
 )
 def test_usage_errors_exit_2(split, tmp_path, args, message):
