@@ -112,6 +112,11 @@ def start(io_loop: _Loop | None = None, check_time: float = 500) -> None:
     neither method, ``ValueError`` if ``check_time`` is not a positive finite
     number. A second call while running logs a warning and changes nothing.
     Does nothing in the children of Tornado's ``fork_processes``.
+
+    A file edited after the process started counts as a change when the
+    watcher first sees it, so no edit is missed while the process starts up.
+    The price: a module imported later whose file was edited after the
+    process started, but before that import, restarts the process once more.
     """
     interval = _check_interval(check_time)
     loop = _find_loop(io_loop)
@@ -137,7 +142,7 @@ def wait() -> NoReturn:
     """
     _state.stop()
     interval = _state.check_time or 0.5
-    _state.watcher.run(interval, _state.stop_event_for_wait(), on_change=None)
+    _state.watcher.run(interval, _state.stop_event_for_wait(), loop=None)
     raise AssertionError("unreachable: the watcher loop only ends by restarting")
 
 
@@ -526,10 +531,8 @@ class _Watcher:
 
     # -- the loop ---------------------------------------------------------
 
-    def run(
-        self, interval: float, stop: threading.Event, on_change: _Loop | None
-    ) -> None:
-        """Poll until ``stop`` is set or a change leads to a restart."""
+    def run(self, interval: float, stop: threading.Event, loop: _Loop | None) -> None:
+        """Poll until ``stop`` is set; restart on ``loop``, or here, on a change."""
         settle = min(_SETTLE, interval)
         while not stop.wait(interval):
             try:
@@ -543,7 +546,7 @@ class _Watcher:
                 continue
             if changed and not stop.is_set():
                 _announce(changed)
-                self.restart_with(on_change)
+                self.restart_with(loop)
 
     def restart_with(self, loop: _Loop | None) -> None:
         if loop is None:
@@ -568,9 +571,9 @@ class _Watcher:
         empty list (also while a changed ``.py`` file does not compile).
         """
         changed = self.scan()
-        if not changed and not self.pending:
-            return []
-        since = time.time_ns()
+        if not changed:
+            return []  # also while a syntax error holds the restart: nothing new
+        since = 0
         while changed:
             self.pending.update(dict.fromkeys(changed))
             if stop.wait(settle):
