@@ -142,7 +142,8 @@ def wait() -> NoReturn:
     """
     _state.stop()
     interval = _state.check_time or 0.5
-    _state.watcher.run(interval, _state.stop_event_for_wait(), loop=None)
+    # An event nobody sets: a stop() elsewhere must not end the wait.
+    _state.watcher.run(interval, threading.Event(), loop=None)
     raise AssertionError("unreachable: the watcher loop only ends by restarting")
 
 
@@ -161,8 +162,8 @@ def watch(path: str | os.PathLike[str]) -> None:
     name = os.fspath(path)
     if not isinstance(name, str):
         raise TypeError(f"watch() needs a path that is a str, not {name!r}")
-    if not name:
-        raise ValueError("watch() needs a non-empty path")
+    if not name or "\0" in name:
+        raise ValueError(f"watch() needs a non-empty path without NUL, not {name!r}")
     _state.watcher.add_root(os.path.abspath(name))
 
 
@@ -293,11 +294,6 @@ class _State:
         if thread is not None and thread is not threading.current_thread():
             thread.join()
 
-    def stop_event_for_wait(self) -> threading.Event:
-        with self.lock:
-            self.stop_event = threading.Event()
-            return self.stop_event
-
     def restart(self) -> None:
         with self.lock:
             if self.restarting:
@@ -306,18 +302,27 @@ class _State:
             hooks = list(self.hooks)
         try:
             _run_hooks(hooks)
-            _reexecute(self.command_line(), self.cwd, self.sockets, self.watcher)
+            argv = self.command_line()
+            if argv is None:
+                _log.error("cannot restart a program read from %s", _program_source())
+                return
+            _reexecute(argv, self.cwd, self.sockets)
         finally:
             with self.lock:
                 self.restarting = False
 
-    def command_line(self) -> list[str]:
-        return list(self.argv) if self.argv is not None else _command_line()
+    def command_line(self) -> list[str] | None:
+        if self.argv is not None:
+            return list(self.argv)
+        return None if _program_source() else _command_line()
 
     def after_fork_in_child(self) -> None:
         # Threads do not survive fork: forget the parent's watcher thread, and
         # renew the lock, which another thread may have held at the fork.
         self.lock = threading.Lock()
+        self.watcher.lock = threading.Lock()
+        self.watcher.poll_lock = threading.Lock()
+        self.sockets.lock = threading.Lock()
         self.thread = None
         self.stop_event = threading.Event()
         self.owner = ""
@@ -377,7 +382,7 @@ def _run_hooks(hooks: Iterable[Callable[[], object]]) -> None:
     for hook in hooks:
         try:
             hook()
-        except Exception:
+        except (Exception, SystemExit):
             _log.exception("reload hook %r failed; restarting anyway", hook)
 
 
@@ -521,6 +526,8 @@ class _Watcher:
         self.absent: dict[str, _Print] = {}
         self.racy: dict[str, tuple[int, tuple[int, int, int], bytes]] = {}
         self.pending: dict[str, None] = {}
+        self.unsettled = False  # changes seen, not yet settled and decided
+        self.poll_lock = threading.Lock()
         self.reported: set[str] = set()
         self.scan_count = 0
 
@@ -536,17 +543,21 @@ class _Watcher:
         settle = min(_SETTLE, interval)
         while not stop.wait(interval):
             try:
-                changed = self.poll(settle, stop)
+                # One poll at a time: a wait() and a start() may overlap.
+                with self.poll_lock:
+                    changed = self.poll(settle, stop)
+                if changed and stop.is_set():
+                    self.pending.update(dict.fromkeys(changed))
+                    self.unsettled = True  # the next run restarts for them
+                elif changed:
+                    _announce(changed)
+                    self.restart_with(loop)
             except Exception as e:
                 self.report_once(
                     f"scan:{type(e).__name__}:{e}",
-                    "scan failed; the next one runs as usual",
+                    "scan or restart failed; the next scan runs as usual",
                     exc_info=True,
                 )
-                continue
-            if changed and not stop.is_set():
-                _announce(changed)
-                self.restart_with(loop)
 
     def restart_with(self, loop: _Loop | None) -> None:
         if loop is None:
@@ -570,16 +581,18 @@ class _Watcher:
         Returns the changed paths when the process should restart, or an
         empty list (also while a changed ``.py`` file does not compile).
         """
+        since = time.time_ns()
         changed = self.scan()
-        if not changed:
+        if not changed and not self.unsettled:
             return []  # also while a syntax error holds the restart: nothing new
-        since = 0
+        self.unsettled = True
         while changed:
             self.pending.update(dict.fromkeys(changed))
             if stop.wait(settle):
-                return []
+                return []  # stopped: the next run settles what is pending
             since = time.time_ns()
             changed = self.scan()
+        self.unsettled = False
         ready = [path for path in self.pending if os.path.exists(path)]
         if not ready:
             self.pending.clear()
@@ -712,11 +725,12 @@ class _Watcher:
     def check_racy(self, now: int, changed: list[str]) -> list[str]:
         """Compare the contents of files written too recently to trust stat."""
         result = []
+        seen = set(changed)
         for path, (i, fingerprint, content) in list(self.racy.items()):
             if i >= len(self.prints) or self.prints[i] != fingerprint:
                 del self.racy[path]  # stat saw a change: compare() handled it
                 continue
-            if path not in changed:
+            if path not in seen:
                 now_content = _read(path)
                 if now_content != content:
                     self.racy[path] = (i, fingerprint, now_content)
@@ -816,12 +830,13 @@ class _Watcher:
             # are as they were), brings files that are new here.
             new = st.st_mtime_ns <= self.since and self.touched_since(st)
         changed = False
-        known = None if folder is None else set(folder.dirs)
+        known: set[str] | None = None  # the subfolders before a new listing
         if (
             folder is None
             or folder.print != fingerprint
             or now - st.st_mtime_ns < _RACY_NS
         ):
+            known = None if folder is None else set(folder.dirs)
             changed = self.list_dir(path, fingerprint, new=new)
             folder = self.dirs[path]
         for sub in folder.dirs:
@@ -915,27 +930,26 @@ def _read(path: str) -> bytes:
 def _relative(path: str) -> str:
     try:
         relative = os.path.relpath(path)
-    except ValueError:
-        return path  # another drive (Windows)
+    except (ValueError, OSError):
+        return path  # another drive (Windows), or the working directory is gone
     return path if relative.startswith(".." + os.sep) else relative
 
 
 def _announce(changed: list[str]) -> None:
     """The one line per restart, which must never be lost; see "Logging"."""
-    first = _relative(changed[0])
     more = len(changed) - 1
-    message = f"{first} modified; restarting"
+    message = "%s modified; restarting"
+    args: tuple[object, ...] = (_relative(changed[0]),)
     if more:
-        message = (
-            f"{first} and {more} other file{'s' * (more > 1)} modified; restarting"
-        )
+        message = "%s and %d other file%s modified; restarting"
+        args += (more, "s" * (more > 1))
     if _log.hasHandlers() and _log.isEnabledFor(logging.INFO):
-        _log.info(message)
+        _log.info(message, *args)
     elif _log.level == logging.NOTSET:
         # No handler would emit it: the program configured no logging, or only
         # from WARNING up (basicConfig()'s default). A restart is never silent,
         # unless the reloader logger itself was told to be (-q).
-        _write_stderr(f"reloader: {message}\n")
+        _write_stderr("reloader: " + message % args + "\n")
 
 
 def _write_stderr(text: str) -> None:
@@ -966,6 +980,17 @@ def _write_stderr(text: str) -> None:
 # the program. The interpreter is sys.executable, the one running now, and
 # the restart runs from the directory the process started in, as the command
 # line's relative paths assume.
+
+
+def _program_source() -> str:
+    """Where the program came from if it cannot be run again, else ''."""
+    first = sys.argv[0] if sys.argv else ""
+    if first == "-":
+        return "standard input"
+    if sys.version_info < (3, 10) and first in ("-c", ""):  # drop with 3.9
+        # sys.orig_argv is missing and sys.argv keeps no copy of the code.
+        return "-c" if first == "-c" else "the interactive prompt"
+    return ""
 
 
 def _command_line() -> list[str]:
@@ -1008,42 +1033,49 @@ def _command_line_39() -> list[str]:
     return [sys.executable, *options, *args]
 
 
-def _reexecute(argv: list[str], cwd: str, sockets: _Sockets, watcher: _Watcher) -> None:
+def _reexecute(argv: list[str], cwd: str, sockets: _Sockets) -> None:
     """Re-execute ``argv`` from ``cwd``; return only if that failed."""
     _flush_output()
     _clear_alarms()
     _restore_echo()
-    previous = os.getcwd()
+    since = os.environ.setdefault(_SINCE_ENV, str(time.time_ns() - _MARGIN_NS))
+    try:
+        if sys.platform == "win32":
+            _spawn_and_exit(argv, cwd, since)
+        else:
+            _exec(argv, cwd, since, sockets)
+    finally:
+        os.environ.pop(_SINCE_ENV, None)
+        os.environ.pop(_SOCKETS_ENV, None)
+        sockets.take_back()
+
+
+def _exec(argv: list[str], cwd: str, since: str, sockets: _Sockets) -> None:
+    """``execv`` from ``cwd``, or spawn where threads forbid it; log a failure."""
+    _close_on_exec(keep=sockets.hand_over())
+    try:
+        previous: str | None = os.getcwd()
+    except OSError:
+        previous = None  # deleted: there is no directory to come back to
     try:
         os.chdir(cwd)
-    except OSError as e:
-        _log.error("cannot restart: the start directory %s is gone (%s)", cwd, e)
-        return
-    if sys.platform == "win32":
-        _spawn_and_exit(argv, cwd)
-    os.environ.setdefault(_SINCE_ENV, str(time.time_ns() - _MARGIN_NS))
-    kept = sockets.hand_over()
-    _close_on_exec(keep=kept)
-    since = os.environ[_SINCE_ENV]
-    os.environ[_SINCE_ENV] = f"exec:{os.getpid()}:{since}"
-    try:
+        os.environ[_SINCE_ENV] = f"exec:{os.getpid()}:{since}"
+        _flush_output()  # again: other threads may have printed meanwhile
         os.execv(argv[0], argv)
     except OSError as e:
-        os.environ[_SINCE_ENV] = since
         import errno
 
         if e.errno == getattr(errno, "ENOTSUP", None):
             # macOS refuses execv while other threads run.
             sockets.take_back()
-            _spawn_and_exit(argv, cwd)
-        _log.error("cannot restart %s: %s; still running and watching", argv[0], e)
-    os.environ.pop(_SINCE_ENV, None)
-    os.environ.pop(_SOCKETS_ENV, None)
-    sockets.take_back()
-    try:
-        os.chdir(previous)
-    except OSError:
-        pass  # the folder went away: the program will tell if it matters
+            _spawn_and_exit(argv, cwd, since)
+        else:
+            _log.error("cannot restart %s: %s; still running and watching", argv[0], e)
+    if previous is not None:
+        try:
+            os.chdir(previous)
+        except OSError:
+            pass  # the folder went away since: the program will tell if it matters
 
 
 def _flush_output() -> None:
@@ -1059,8 +1091,8 @@ def _flush_output() -> None:
         for handler in getattr(logger, "handlers", ()):
             try:
                 handler.flush()
-            except Exception:
-                pass  # a handler that cannot flush must not stop the restart
+            except (OSError, ValueError):
+                pass  # closed, or its stream gone: nothing more can reach it
 
 
 def _clear_alarms() -> None:
@@ -1115,32 +1147,37 @@ def _open_fds() -> Iterable[int]:
     return range(3, min(limit, 65536))
 
 
-def _spawn_and_exit(argv: list[str], cwd: str) -> NoReturn:
+def _spawn_and_exit(argv: list[str], cwd: str, since: str) -> None:
     """Run ``argv`` as a new process, wait for it, exit with its status.
 
-    Used where execv cannot keep the process (Windows, macOS with threads).
-    The listening sockets are closed first so the new process can bind the
-    same ports; a console or a parent waiting on this process sees the new
-    one's end.
+    Used where execv cannot keep the process (Windows, macOS with threads):
+    a console or a parent waiting on this process sees the new one's end.
+    Returns only if the new process could not be started.
     """
     import subprocess
 
-    _close_listening_sockets()
-    os.environ[_SINCE_ENV] = (
-        f"spawn:{os.getpid()}:"
-        + os.environ.get(_SINCE_ENV, str(time.time_ns())).rpartition(":")[2]
-    )
+    os.environ[_SINCE_ENV] = f"spawn:{os.getpid()}:{since}"
     os.environ.pop(_SOCKETS_ENV, None)
     _flush_output()
-    process = subprocess.Popen(argv, cwd=cwd)
-    while True:
+    try:
+        process = subprocess.Popen(argv, cwd=cwd)
+    except OSError as e:
+        _log.error("cannot restart %s: %s; still running and watching", argv[0], e)
+        return
+    # The new process binds its ports as it starts: free them now.
+    _close_listening_sockets()
+    status = None
+    while status is None:
         try:
             status = process.wait()
-            break
         except KeyboardInterrupt:
             continue  # Ctrl-C reached the new process too: its end decides
     _flush_output()
-    os._exit(128 - status if status < 0 else status)
+    if status < 0:
+        status = 128 - status  # killed by signal -status, as a shell reports it
+    elif status >= 1 << 31:
+        status -= 1 << 32  # Windows' unsigned codes (0xC000013A) as a C int
+    os._exit(status)
 
 
 def _close_listening_sockets() -> None:
@@ -1153,12 +1190,13 @@ def _close_listening_sockets() -> None:
     for obj in gc.get_objects():
         if isinstance(obj, socket.socket) and obj.fileno() >= 0:
             try:
-                if obj.getsockopt(socket.SOL_SOCKET, accepting):
-                    # shutdown() wakes a thread blocked in accept(); close()
-                    # alone would leave the port bound until accept returns.
-                    obj.shutdown(socket.SHUT_RDWR)
+                if not obj.getsockopt(socket.SOL_SOCKET, accepting):
+                    continue
+                # shutdown() wakes a thread blocked in accept(); close() alone
+                # would leave the port bound until accept returns.
+                obj.shutdown(socket.SHUT_RDWR)
             except OSError:
-                pass  # not a listening socket, or not connected: just close it
+                pass  # closed meanwhile, or refused by the system: close it
             obj.close()
 
 
@@ -1240,7 +1278,9 @@ class _Sockets:
             if data["pid"] != os.getpid():
                 raise ValueError(f"written by process {data['pid']}, not this one")
             for k, fd, bound in data["sockets"]:
-                offered.setdefault(str(k), []).append((int(fd), bound))
+                if not isinstance(fd, int) or not 2 < fd < 1 << 30:
+                    raise ValueError(f"{fd!r} is no descriptor to hand over")
+                offered.setdefault(str(k), []).append((fd, bound))
         except (ValueError, KeyError, TypeError) as e:
             _log.warning("ignoring %s=%r: %s", _SOCKETS_ENV, value, e)
             return {}
@@ -1286,9 +1326,25 @@ class _Sockets:
         return sock
 
     def hand_over(self) -> set[int]:
-        """Make the kept sockets inheritable and describe them for execv."""
+        """Make the kept sockets inheritable and describe them for execv.
+
+        The sockets handed over to this run that it never asked for (a run
+        that failed at import, say) are passed on too, so the port stays
+        open, and the same, for the run that asks again.
+        """
         import json
 
+        with self.lock:
+            if self.value:
+                self.offered = self.parse(self.value)
+                self.value = ""
+            offers = [(k, o) for k, found in self.offered.items() for o in found]
+            self.offered = {}
+        for key, (fd, bound) in offers:
+            unclaimed = self.adopt(key, fd, bound)
+            if unclaimed is not None:
+                with self.lock:
+                    self.kept.append((key, unclaimed))
         sockets = []
         with self.lock:
             for key, sock in self.kept:
@@ -1361,10 +1417,6 @@ python -m reloader [options] -m module [args...]
        python -m reloader [options] path/to/dir_or_zip [args...]"""
 
 _VALUE_OPTIONS = ("--check-time", "--watch")
-
-
-class _UsageError(Exception):
-    """A mistake on the command line, said as a usage message, exit 2."""
 
 
 class _Wrapper:
