@@ -301,11 +301,12 @@ class _State:
             self.restarting = True
             hooks = list(self.hooks)
         try:
-            _run_hooks(hooks)
             argv = self.command_line()
             if argv is None:
+                # Before the hooks: they prepare a restart that cannot come.
                 _log.error("cannot restart a program read from %s", _program_source())
                 return
+            _run_hooks(hooks)
             _reexecute(argv, self.cwd, self.sockets)
         finally:
             with self.lock:
@@ -546,10 +547,11 @@ class _Watcher:
                 # One poll at a time: a wait() and a start() may overlap.
                 with self.poll_lock:
                     changed = self.poll(settle, stop)
-                if changed and stop.is_set():
-                    self.pending.update(dict.fromkeys(changed))
-                    self.unsettled = True  # the next run restarts for them
-                elif changed:
+                    if changed and stop.is_set():
+                        self.pending.update(dict.fromkeys(changed))
+                        self.unsettled = True  # the next run restarts for them
+                        changed = []
+                if changed:
                     _announce(changed)
                     self.restart_with(loop)
             except Exception as e:
@@ -985,12 +987,21 @@ def _write_stderr(text: str) -> None:
 def _program_source() -> str:
     """Where the program came from if it cannot be run again, else ''."""
     first = sys.argv[0] if sys.argv else ""
-    if first == "-":
+    if first == "-" or (first == "" and not _stdin_is_a_terminal()):
+        # "python -" or "python < app.py": read to its end, so the new process
+        # would find nothing to run and exit at once, silently.
         return "standard input"
     if sys.version_info < (3, 10) and first in ("-c", ""):  # drop with 3.9
         # sys.orig_argv is missing and sys.argv keeps no copy of the code.
         return "-c" if first == "-c" else "the interactive prompt"
     return ""
+
+
+def _stdin_is_a_terminal() -> bool:
+    try:
+        return sys.stdin is not None and sys.stdin.isatty()
+    except (OSError, ValueError):
+        return False  # closed: no prompt anyone types into
 
 
 def _command_line() -> list[str]:
@@ -1059,6 +1070,10 @@ def _exec(argv: list[str], cwd: str, since: str, sockets: _Sockets) -> None:
         previous = None  # deleted: there is no directory to come back to
     try:
         os.chdir(cwd)
+    except OSError as e:
+        _log.error("cannot restart: the start directory is gone (%s)", e)
+        return
+    try:
         os.environ[_SINCE_ENV] = f"exec:{os.getpid()}:{since}"
         _flush_output()  # again: other threads may have printed meanwhile
         os.execv(argv[0], argv)
@@ -1217,6 +1232,9 @@ class _Sockets:
         self.lock = threading.Lock()
         self.kept: list[tuple[str, socket.socket]] = []
         self.offered: dict[str, list[tuple[int, Any]]] = {}
+        # The offers that hand_over() adopted, passed on but not asked for:
+        # still this run's to claim if the restart fails.
+        self.unclaimed: dict[str, list[socket.socket]] = {}
         self.value = os.environ.get(_SOCKETS_ENV, "")
         if own_environment:
             os.environ.pop(_SOCKETS_ENV, None)
@@ -1234,7 +1252,10 @@ class _Sockets:
             # it, so two servers that both ask for port 0 keep two ports.
             offers = self.offered.get(key)
             offer = offers.pop(0) if offers else None
-        sock = self.adopt(key, *offer) if offer is not None else None
+            spares = self.unclaimed.get(key)
+            sock = spares.pop(0) if spares else None
+        if sock is None and offer is not None:
+            sock = self.adopt(key, *offer)
         if sock is None:
             try:
                 sock = socket.create_server(address, **kwargs)
@@ -1261,13 +1282,15 @@ class _Sockets:
         with self.lock:
             offers = [(k, o) for k, found in self.offered.items() for o in found]
             self.offered = {}
-        released = False
+            spares = [sock for found in self.unclaimed.values() for sock in found]
+            self.unclaimed = {}
         for key, (fd, bound) in offers:
-            sock = self.adopt(key, fd, bound)
-            if sock is not None:
-                sock.close()
-                released = True
-        return released
+            adopted = self.adopt(key, fd, bound)
+            if adopted is not None:
+                spares.append(adopted)
+        for sock in spares:
+            sock.close()
+        return bool(spares)
 
     def parse(self, value: str) -> dict[str, list[tuple[int, Any]]]:
         import json
@@ -1344,10 +1367,10 @@ class _Sockets:
             unclaimed = self.adopt(key, fd, bound)
             if unclaimed is not None:
                 with self.lock:
-                    self.kept.append((key, unclaimed))
+                    self.unclaimed.setdefault(key, []).append(unclaimed)
         sockets = []
         with self.lock:
-            for key, sock in self.kept:
+            for key, sock in self.all_kept():
                 fd = sock.fileno()
                 if fd < 0:
                     continue
@@ -1365,11 +1388,16 @@ class _Sockets:
         """After a failed execv, or to spawn: the sockets are ours alone again."""
         os.environ.pop(_SOCKETS_ENV, None)
         with self.lock:
-            for _, sock in self.kept:
+            for _, sock in self.all_kept():
                 try:
                     sock.set_inheritable(False)
                 except OSError:
                     pass  # already closed
+
+    def all_kept(self) -> list[tuple[str, socket.socket]]:
+        """The sockets asked for, then the unclaimed ones; hold the lock."""
+        spares = [(k, sock) for k, found in self.unclaimed.items() for sock in found]
+        return self.kept + spares
 
 
 def _socket_key(address: Any, kwargs: dict[str, Any]) -> str:

@@ -840,7 +840,7 @@ def test_scan_that_raises_is_logged_once_and_watching_goes_on(spawn, tmp_path):
     child.wait_for(r"^ready run=2 ")
     wait_scans(child, tmp_path)
     output = child.output()
-    assert output.count("scan failed; the next one runs as usual\n") == 1
+    assert output.count("scan or restart failed; the next scan runs as usual\n") == 1
     assert output.count("RuntimeError: injected fault\n") == 1
     assert output.count("Traceback") == 1
     assert runs(child) == 2
