@@ -759,8 +759,11 @@ class _Watcher:
         modules = sys.modules
         # A cheap sign that sys.modules changed: its size and last key. A module
         # replaced in place under the same name keeps both, but keeps its file.
-        key = (len(modules), next(reversed(modules.keys()), None))
-        rebuild = key != self.modules_key
+        try:
+            key: Optional[tuple[int, object]] = (len(modules), next(reversed(modules)))
+        except (RuntimeError, StopIteration):
+            key = None  # another thread imported between the two calls: rebuild
+        rebuild = key is None or key != self.modules_key
         self.modules_key = key
         with self.lock:
             roots = list(self.roots)
