@@ -66,6 +66,7 @@ import time
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
+    import subprocess
     from collections.abc import Callable, Iterable, Sequence
     from typing import Any, NoReturn, Optional, Protocol, Union
 
@@ -309,7 +310,9 @@ class _State:
                 return
             _run_hooks(hooks)
             # After the hooks, which may change what it is made of.
-            _reexecute(self.command_line(), self.cwd, self.sockets)
+            since = self.watcher.restart_since or time.time_ns() - _MARGIN_NS
+            self.watcher.restart_since = 0
+            _reexecute(self.command_line(), self.cwd, self.sockets, since)
         finally:
             with self.lock:
                 self.restarting = False
@@ -528,6 +531,7 @@ class _Watcher:
         self.racy: dict[str, tuple[int, tuple[int, int, int], bytes]] = {}
         self.pending: dict[str, None] = {}
         self.unsettled = False  # changes seen, not yet settled and decided
+        self.restart_since = 0  # the settled scan's time, for the next run
         self.poll_lock = threading.Lock()
         self.reported: set[str] = set()
         self.scan_count = 0
@@ -604,7 +608,7 @@ class _Watcher:
         if any(self.does_not_compile(path) for path in ready):
             return []
         self.pending.clear()
-        os.environ[_SINCE_ENV] = str(since - min(_MARGIN_NS, int(settle * 1e9)))
+        self.restart_since = since - min(_MARGIN_NS, int(settle * 1e9))
         return ready
 
     def does_not_compile(self, path: str) -> bool:
@@ -1053,12 +1057,15 @@ def _command_line_39() -> "list[str]":
     return [sys.executable, *options, *args]
 
 
-def _reexecute(argv: "list[str]", cwd: str, sockets: "_Sockets") -> None:
-    """Re-execute ``argv`` from ``cwd``; return only if that failed."""
+def _reexecute(argv: "list[str]", cwd: str, sockets: "_Sockets", since: int) -> None:
+    """Re-execute ``argv`` from ``cwd``; return only if that failed.
+
+    ``since`` is the next run's reference time; see "Carrying the reference
+    time across a restart".
+    """
     _flush_output()
     _clear_alarms()
     _restore_echo()
-    since = os.environ.setdefault(_SINCE_ENV, str(time.time_ns() - _MARGIN_NS))
     try:
         if sys.platform == "win32":
             _spawn_and_exit(argv, cwd, since)
@@ -1070,9 +1077,8 @@ def _reexecute(argv: "list[str]", cwd: str, sockets: "_Sockets") -> None:
         sockets.take_back()
 
 
-def _exec(argv: "list[str]", cwd: str, since: str, sockets: "_Sockets") -> None:
+def _exec(argv: "list[str]", cwd: str, since: int, sockets: "_Sockets") -> None:
     """``execv`` from ``cwd``, or spawn where threads forbid it; log a failure."""
-    _close_on_exec(keep=sockets.hand_over())
     try:
         previous: Optional[str] = os.getcwd()
     except OSError:
@@ -1080,26 +1086,35 @@ def _exec(argv: "list[str]", cwd: str, since: str, sockets: "_Sockets") -> None:
     try:
         os.chdir(cwd)
     except OSError as e:
-        _log.error("cannot restart: the start directory is gone (%s)", e)
+        _log.error("cannot restart: cannot go back to the start directory (%s)", e)
         return
+    made_private = _close_on_exec(keep=sockets.hand_over())
     try:
         os.environ[_SINCE_ENV] = f"exec:{os.getpid()}:{since}"
         _flush_output()  # again: other threads may have printed meanwhile
         os.execv(argv[0], argv)
-    except OSError as e:
+    except (OSError, ValueError, TypeError) as e:
+        # ValueError, TypeError: an empty or None sys.executable (embedded).
         import errno
 
-        if e.errno == getattr(errno, "ENOTSUP", None):
+        if isinstance(e, OSError) and e.errno == getattr(errno, "ENOTSUP", None):
             # macOS refuses execv while other threads run.
             sockets.take_back()
             _spawn_and_exit(argv, cwd, since)
         else:
             _log.error("cannot restart %s: %s; still running and watching", argv[0], e)
-    if previous is not None:
-        try:
-            os.chdir(previous)
-        except OSError:
-            pass  # the folder went away since: the program will tell if it matters
+    finally:
+        # Still here: the program's descriptors are as it left them.
+        for fd in made_private:
+            try:
+                os.set_inheritable(fd, True)
+            except OSError:
+                pass  # closed meanwhile: nothing to give back
+        if previous is not None:
+            try:
+                os.chdir(previous)
+            except OSError:
+                pass  # the folder went away since: the program will tell
 
 
 def _flush_output() -> None:
@@ -1146,14 +1161,21 @@ def _restore_echo() -> None:
         pass  # no usable stdin: nothing to restore
 
 
-def _close_on_exec(keep: "set[int]") -> None:
-    """Mark every descriptor above 2 close-on-exec, except ``keep``."""
+def _close_on_exec(keep: "set[int]") -> "list[int]":
+    """Mark every descriptor above 2 close-on-exec, except ``keep``.
+
+    Returns those that were inheritable, to undo it if the restart fails.
+    """
+    changed = []
     for fd in _open_fds():
         if fd > 2 and fd not in keep:
             try:
-                os.set_inheritable(fd, False)
+                if os.get_inheritable(fd):
+                    os.set_inheritable(fd, False)
+                    changed.append(fd)
             except OSError:
                 pass  # closed since it was listed: nothing to leak
+    return changed
 
 
 def _open_fds() -> "Iterable[int]":
@@ -1171,7 +1193,7 @@ def _open_fds() -> "Iterable[int]":
     return range(3, min(limit, 65536))
 
 
-def _spawn_and_exit(argv: "list[str]", cwd: str, since: str) -> None:
+def _spawn_and_exit(argv: "list[str]", cwd: str, since: int) -> None:
     """Run ``argv`` as a new process, wait for it, exit with its status.
 
     Used where execv cannot keep the process (Windows, macOS with threads):
@@ -1185,23 +1207,34 @@ def _spawn_and_exit(argv: "list[str]", cwd: str, since: str) -> None:
     _flush_output()
     try:
         process = subprocess.Popen(argv, cwd=cwd)
-    except OSError as e:
+    except (OSError, ValueError, TypeError) as e:
         _log.error("cannot restart %s: %s; still running and watching", argv[0], e)
         return
-    # The new process binds its ports as it starts: free them now.
-    _close_listening_sockets()
+    # From here on this process must end, whatever happens: two copies of
+    # the program must never run side by side.
+    try:
+        _close_listening_sockets()  # the new process binds as it starts
+    finally:
+        status = _wait(process)
+        try:
+            _flush_output()
+        finally:
+            os._exit(status)
+
+
+def _wait(process: "subprocess.Popen[bytes]") -> int:
+    """The exit status of ``process``, as this process should exit with it."""
     status = None
     while status is None:
         try:
             status = process.wait()
         except KeyboardInterrupt:
             continue  # Ctrl-C reached the new process too: its end decides
-    _flush_output()
     if status < 0:
-        status = 128 - status  # killed by signal -status, as a shell reports it
-    elif status >= 1 << 31:
-        status -= 1 << 32  # Windows' unsigned codes (0xC000013A) as a C int
-    os._exit(status)
+        return 128 - status  # killed by signal -status, as a shell reports it
+    if status >= 1 << 31:
+        return status - (1 << 32)  # Windows' unsigned codes (0xC000013A)
+    return status
 
 
 def _close_listening_sockets() -> None:
@@ -1221,7 +1254,10 @@ def _close_listening_sockets() -> None:
                 obj.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass  # closed meanwhile, or refused by the system: close it
-            obj.close()
+            try:
+                obj.close()
+            except OSError:
+                pass  # its descriptor was closed behind its back: nothing bound
 
 
 # ---------------------------------------------------------------------------

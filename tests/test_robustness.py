@@ -271,6 +271,66 @@ def test_spawn_fallback_that_cannot_start_the_process_goes_on(spawn, tmp_path):
     )
 
 
+UNUSABLE_EXECUTABLE_PROGRAM = """\
+import reloader
+
+print("run=%d" % run)
+if run == 1:
+    real_executable = sys.executable
+    inheritable = os.open(os.devnull, os.O_RDONLY)
+    os.set_inheritable(inheritable, True)
+    os.mkdir("elsewhere")
+    os.chdir("elsewhere")
+    for broken in ("", None):  # embedded interpreters: ValueError, TypeError
+        sys.executable = broken
+        reloader.restart()
+        # Still here, and as before: the directory, the inheritable descriptor.
+        print("still here in %s, inheritable=%s" % (
+            os.path.basename(os.getcwd()), os.get_inheritable(inheritable)))
+    sys.executable = real_executable
+    reloader.restart()
+"""
+
+
+def test_reexecution_that_raises_other_errors_goes_on(spawn, tmp_path):
+    child = spawn(write(tmp_path / "app.py", program(UNUSABLE_EXECUTABLE_PROGRAM)))
+    assert child.wait_exit() == 0, child.output()
+    output = child.output()
+    assert (
+        lines(output, "still here") == ["still here in elsewhere, inheritable=True"] * 2
+    ), output
+    assert len(lines(output, "cannot restart ")) == 2, output
+    assert lines(output, "run=") == ["run=1", "run=2"], output
+
+
+CLOSED_BEHIND_ITS_BACK_PROGRAM = """\
+import errno
+import socket
+
+import reloader
+
+print("run=%d" % run)
+if run == 1:
+    def execv(path, args):
+        raise OSError(errno.ENOTSUP, "execv refused: other threads exist")
+
+    os.execv = execv  # what macOS does with threads running
+    # A socket object whose descriptor the program closed with os.close():
+    # closing it again raises EBADF.
+    orphan = socket.create_server(("127.0.0.1", 0))
+    os.close(orphan.fileno())
+    reloader.restart()
+    print("the old process goes on")  # two copies of the program
+sys.exit(7)
+"""
+
+
+def test_spawn_fallback_always_ends_the_old_process(spawn, tmp_path):
+    child = spawn(write(tmp_path / "app.py", program(CLOSED_BEHIND_ITS_BACK_PROGRAM)))
+    assert child.wait_exit() == 7, child.output()
+    assert child.output() == "run=1\nrun=2\n"
+
+
 # ---------------------------------------------------------------------------
 # Programs that cannot be run again: -c on 3.9, standard input.
 
