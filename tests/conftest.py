@@ -38,6 +38,10 @@ test runs its program as a child and talks to it through the child's output.
     timestamp resolution, and no test has to sleep for the mtime to tick.
     ``write`` raises ``AssertionError`` for an edit that keeps the size.
 
+``free_port()``
+    A TCP port on 127.0.0.1 that nothing listens on, taken below the
+    kernel's ephemeral range, for tests that need a fixed port.
+
 ``ready_code(name="ready")``
     Python source to paste at the top level at the end of a child program:
     it prints ``<name> run=N pid=P`` (so ``ready run=1 pid=1234``), flushed,
@@ -53,8 +57,10 @@ test runs its program as a child and talks to it through the child's output.
 from __future__ import annotations
 
 import os
+import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -265,3 +271,26 @@ def ready_code(name: str = "ready") -> str:
     if not name.isidentifier():
         raise ValueError(f"ready_code name must be an identifier: {name!r}")
     return textwrap.dedent(_READY_TEMPLATE).format(name=name)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on, which the child will bind by number.
+
+    Taken below the kernel's ephemeral range where it can be read (Linux), so
+    no connection's source port or ``bind(port 0)`` elsewhere on this busy
+    machine can grab it before the child binds it.
+    """
+    low = 32768
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass  # not Linux: the usual start of the range
+    for port in random.sample(range(max(1024, low - 10_000), low), 100):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # taken: try another
+            return port
+    raise AssertionError("no free TCP port below the ephemeral range")

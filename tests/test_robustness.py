@@ -9,17 +9,15 @@ waits for the positive proof (the next run) with a deadline.
 from __future__ import annotations
 
 import os
-import random
 import re
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import child_env, ready_code, write
+from conftest import child_env, free_port, ready_code, write
 
 import reloader
 
@@ -439,28 +437,6 @@ def test_socket_not_asked_for_by_one_run_reaches_the_next(spawn, tmp_path, inste
     assert found[1][1:] == found[0][1:], output  # same fd, port and inode
     expected_lines = 3 if RUN_2_INSTEAD[instead] else 2
     assert len(output.splitlines()) == expected_lines, output  # not one warning
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on, below the ephemeral range where known.
-
-    There no ``bind(port 0)`` elsewhere on the machine can take it between
-    the close of one run's socket and the bind of the next run's.
-    """
-    low = 32768
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            low = int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        pass  # not Linux: the usual start of the range
-    for port in random.sample(range(max(1024, low - 10_000), low), 100):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue  # taken: try another
-            return port
-    raise AssertionError("no free TCP port below the ephemeral range")
 
 
 # What run 2, before it asks for the socket of run 1, goes through.

@@ -9,7 +9,6 @@ listening socket across restarts" in SPEC.md.
 from __future__ import annotations
 
 import ast
-import random
 import re
 import socket
 import sys
@@ -19,7 +18,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import ready_code, write
+from conftest import free_port, ready_code, write
 
 # What every program here starts with: ``run`` counts 1, 2, ... across
 # restarts (the environment survives execv, and reaches a spawned process),
@@ -61,29 +60,6 @@ def sockets(output: str, name: str) -> list[dict[str, int]]:
         assert match.group(1) == str(run), output
         result.append({k: int(v) for k, v in match.groupdict().items()})
     return result
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on, which the child will bind by number.
-
-    Taken below the kernel's ephemeral range where it can be read (Linux), so
-    no connection's source port or ``bind(port 0)`` elsewhere on this busy
-    machine can grab it before the child binds it.
-    """
-    low = 32768
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            low = int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        pass  # not Linux: the usual start of the range
-    for port in random.sample(range(max(1024, low - 10_000), low), 100):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue  # taken: try another
-            return port
-    raise AssertionError("no free TCP port below the ephemeral range")
 
 
 # ---------------------------------------------------------------------------
