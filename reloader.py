@@ -1289,9 +1289,7 @@ class _Sockets:
 
         key = _socket_key(address, kwargs)
         with self.lock:
-            if self.value:
-                self.offered = self.parse(self.value)
-                self.value = ""
+            self.load()
             # Each call gets a socket of its own, as from create_server(): the
             # n-th call for an address adopts the n-th socket handed over for
             # it, so two servers that both ask for port 0 keep two ports.
@@ -1325,8 +1323,7 @@ class _Sockets:
         new socket.
         """
         with self.lock:
-            offers = [(k, o) for k, found in self.offered.items() for o in found]
-            self.offered = {}
+            offers = self.take_offers()
             spares = [sock for found in self.unclaimed.values() for sock in found]
             self.unclaimed = {}
         for key, (fd, bound) in offers:
@@ -1336,6 +1333,19 @@ class _Sockets:
         for sock in spares:
             sock.close()
         return bool(spares)
+
+    def load(self) -> None:
+        """Read the hand-over the first time it is needed; hold the lock."""
+        if self.value:
+            self.offered = self.parse(self.value)
+            self.value = ""
+
+    def take_offers(self) -> "list[tuple[str, tuple[int, Any]]]":
+        """Take every offer not adopted yet out of the offers; hold the lock."""
+        self.load()
+        offers = [(k, o) for k, found in self.offered.items() for o in found]
+        self.offered = {}
+        return offers
 
     def parse(self, value: str) -> "dict[str, list[tuple[int, Any]]]":
         import json
@@ -1403,11 +1413,7 @@ class _Sockets:
         import json
 
         with self.lock:
-            if self.value:
-                self.offered = self.parse(self.value)
-                self.value = ""
-            offers = [(k, o) for k, found in self.offered.items() for o in found]
-            self.offered = {}
+            offers = self.take_offers()
         for key, (fd, bound) in offers:
             unclaimed = self.adopt(key, fd, bound)
             if unclaimed is not None:
