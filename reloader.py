@@ -84,6 +84,7 @@ __all__ = [
     "stop",
     "wait",
     "watch",
+    "ignore",
     "add_reload_hook",
     "restart",
     "set_close_exec",
@@ -145,7 +146,7 @@ def wait() -> "NoReturn":
     _state.stop()
     interval = _state.check_time or 0.5
     # An event nobody sets: a stop() elsewhere must not end the wait.
-    _state.watcher.run(interval, threading.Event(), loop=None)
+    _state.watcher.run(interval, threading.Event(), _state.restarter(None))
     raise AssertionError("unreachable: the watcher loop only ends by restarting")
 
 
@@ -166,7 +167,27 @@ def watch(path: "str | os.PathLike[str]") -> None:
         raise TypeError(f"watch() needs a path that is a str, not {name!r}")
     if not name or "\0" in name:
         raise ValueError(f"watch() needs a non-empty path without NUL, not {name!r}")
-    _state.watcher.add_root(os.path.abspath(name))
+    _state.watcher.targets.add_root(os.path.abspath(name))
+
+
+def ignore(pattern: str) -> None:
+    """Never count a change to a path that matches ``pattern``.
+
+    ``pattern`` is an ``fnmatch`` glob (``*.log``, ``data/*``, ``build``),
+    matched against each file's name and against its path relative to each
+    watched folder (for imported modules, also to the start directory). A
+    pattern that matches a folder's name leaves that folder out: it is not
+    even listed. Applies to watched folders and imported modules alike, from
+    the next scan on. Raises ``TypeError`` if ``pattern`` is not a ``str``,
+    ``ValueError`` if it is empty.
+    """
+    if not isinstance(pattern, str):
+        raise TypeError(f"ignore() needs a str pattern, not {type(pattern).__name__}")
+    if not pattern or "\0" in pattern:
+        raise ValueError(
+            f"ignore() needs a non-empty pattern without NUL, not {pattern!r}"
+        )
+    _state.watcher.targets.ignore(pattern)
 
 
 def add_reload_hook(fn: "Callable[[], object]") -> None:
@@ -243,9 +264,9 @@ if TYPE_CHECKING:
 # ---------------------------------------------------------------------------
 # The state: one object, so that the module's globals are written in one place.
 
-# Environment variables that carry state through ``execv``; see "Carrying the
-# reference time across a restart" and ``_Sockets``.
-_SINCE_ENV = "RELOADER_SINCE"
+# Environment variables that carry state through ``execv``; see _Handover
+# and _Sockets.
+_WATCH_ENV = "RELOADER_WATCH"
 _SOCKETS_ENV = "RELOADER_SOCKETS"
 
 
@@ -260,7 +281,10 @@ class _State:
         self.owner = ""
         self.check_time = 0.0
         self.restarting = False
-        self.watcher = _Watcher(_reference_time(own_environment))
+        handover = os.environ.get(_WATCH_ENV, "")
+        if own_environment:
+            os.environ.pop(_WATCH_ENV, None)
+        self.watcher = _Watcher(self.cwd, handover)
         self.sockets = _Sockets(own_environment)
 
     def start(self, loop: "_Loop | None", interval: float, owner: str) -> None:
@@ -283,7 +307,7 @@ class _State:
             self.check_time = interval
             self.thread = threading.Thread(
                 target=self.watcher.run,
-                args=(interval, self.stop_event, loop),
+                args=(interval, self.stop_event, self.restarter(loop)),
                 name="reloader",
                 daemon=True,
             )
@@ -310,12 +334,36 @@ class _State:
                 return
             _run_hooks(hooks)
             # After the hooks, which may change what it is made of.
-            since = self.watcher.restart_since or time.time_ns() - _MARGIN_NS
-            self.watcher.restart_since = 0
-            _reexecute(self.command_line(), self.cwd, self.sockets, since)
+            handover = self.watcher.handover_value()
+            _reexecute(self.command_line(), self.cwd, self.sockets, handover)
         finally:
             with self.lock:
                 self.restarting = False
+
+    def restarter(self, loop: "_Loop | None") -> "Callable[[dict[str, str]], None]":
+        """What the watcher calls on a change: say so, restart on ``loop``."""
+
+        def on_change(changed: "dict[str, str]") -> None:
+            _announce(changed)
+            self.restart_on(loop)
+
+        return on_change
+
+    def restart_on(self, loop: "_Loop | None") -> None:
+        if loop is None:
+            self.restart()
+            return
+        asyncio_loop = getattr(loop, "asyncio_loop", loop)
+        closed = getattr(asyncio_loop, "is_closed", None)
+        running = getattr(asyncio_loop, "is_running", None)
+        if (closed is not None and closed()) or (running is not None and not running()):
+            # Closed, or stopped after run_until_complete(): nothing would run
+            # a callback there, perhaps ever again.
+            self.restart()
+        elif hasattr(loop, "add_callback"):
+            loop.add_callback(self.restart)
+        else:
+            loop.call_soon_threadsafe(self.restart)
 
     def command_line(self) -> list[str]:
         return list(self.argv) if self.argv is not None else _command_line()
@@ -324,7 +372,7 @@ class _State:
         # Threads do not survive fork: forget the parent's watcher thread, and
         # renew the lock, which another thread may have held at the fork.
         self.lock = threading.Lock()
-        self.watcher.lock = threading.Lock()
+        self.watcher.targets.lock = threading.Lock()
         self.watcher.poll_lock = threading.Lock()
         self.sockets.lock = threading.Lock()
         self.thread = None
@@ -393,46 +441,186 @@ def _run_hooks(hooks: "Iterable[Callable[[], object]]") -> None:
 # ---------------------------------------------------------------------------
 # The watcher.
 #
-# Carrying the reference time across a restart
+# How the watcher is built
 # ---------------------------------------------------------------------------
-# A file is only compared with itself: the first scan records what it sees.
-# An edit made after the process started but before that first scan (while
-# the restarted process is still importing, say) would be recorded as the
-# starting point and never seen. So a file seen for the first time counts as
-# changed when its modification time lies after a reference time, or its inode
-# change time does: an mtime can be set back (an editor or a checkout that
-# restores it, a mv of an old file), the ctime cannot, and a write, utime() or
+# Four parts, none of which knows what its caller does with its answer:
+#
+# * _Targets decides what to watch: the files of imported modules, the
+#   watch()ed paths, the files under watched folders (walked without
+#   recursion, so any depth, skipping what _Rules ignores).
+# * _Prints keeps the fingerprints of the watched files and tells which
+#   changed: the hot scan (see "Keeping the scan at the cost of its stats")
+#   and the decision on first sight (see "Deciding on first sight").
+# * A notification source says which paths the kernel saw change; see
+#   "Notifications".
+# * _Watcher runs the loop: it waits for the next poll or a notification,
+#   lets a burst of changes settle, holds the restart while a changed .py
+#   does not compile, keeps a program that rewrites a watched file at every
+#   start from restarting for ever, and hands the changed paths to the
+#   ``on_change`` callable its owner gave it.
+#
+# Deciding on first sight
+# ---------------------------------------------------------------------------
+# A file is compared with itself, each scan with what the last one saw. Its
+# first sight has nothing to compare with, yet an edit made after the process
+# started and before that first scan (while a restarted process still
+# imports, say) must not be lost. So on first sight a file counts as changed
+# when its mtime or its ctime lies after a reference time: an mtime can be
+# set back (cp -p, tar x, git), a ctime cannot, and every write, utime() and
 # rename sets it. The reference time is:
 #
-# * after a restart, the moment the old process took the stat pass that found
-#   every file settled, less a margin. The old process puts it in RELOADER_SINCE
-#   with its pid, which execv keeps; the new one takes it only if the pid is its
-#   own (or its parent's, after the spawn fallback), so a child process the
-#   program starts never inherits it. The margin covers the file systems'
-#   coarse clock, which stamps a write up to a tick (a few ms) before the
-#   time.time_ns() of the same moment; it is smaller than the settle time, so
-#   the files of the burst that caused the restart lie before it.
-# * on a first start, the process's own start time where the system tells it
-#   (Linux), rounded late so a save made just before the launch is not taken
-#   for one made after; elsewhere, the time this module was imported.
+# * after a restart, the moment the old process began the scan that found
+#   every file settled. The old process puts it in RELOADER_WATCH with its
+#   pid, which execv keeps; the new one takes it only if the pid is its own
+#   (its parent's, after the spawn fallback), so a child process the program
+#   starts never inherits it.
+# * on a first start, the process's start time where the system tells it
+#   (Linux: /proc/self/stat, in clock ticks, rounded up; the boot clock is
+#   read before the wall clock, so a pause between the two reads can only
+#   move it later), so a file written before the launch never counts,
+#   whatever the load; elsewhere, the time this module was imported.
 #
-# Modification times in the future are never a first-sight change, so a file
-# from a clock-skewed archive cannot cause a restart loop. A module imported
-# long after start() whose file was edited before its import is seen as
-# changed once: the process restarts one extra time, and the new reference
-# time ends it.
+# Timestamps are coarser than the clock: ext4 with small inodes and exFAT
+# stamp whole seconds, FAT two, and the finest are taken from a clock that
+# lags a tick behind time.time_ns(). A stamp t says only that the write came
+# before t plus that granularity, so no margin can make a comparison with it
+# safe near t; content can. A file whose stamps are that recent is decided
+# by what it holds:
+#
+# * while a watched file's newest stamp is within _RACY_NS (plus its
+#   granularity) of a scan, the scan also compares its content digest with
+#   the last one: an edit in the same tick, of the same size, is caught;
+# * a restart hands the digests of those files over to the new process,
+#   which compares them on first sight, whatever the stamps say;
+# * a file whose stamp is too close to the reference time to tell, with no
+#   digest to decide, counts as changed after a restart (it may be an edit
+#   made while the restart ran) and as unchanged on a first start (it was
+#   most likely written just before the launch).
+#
+# Stamps in the future never count at first sight, so a file from a
+# clock-skewed archive cannot cause a restart loop.
 
-_MARGIN_NS = 20_000_000
 _SETTLE = 0.05
-# Within this many ns of a scan, a write can leave mtime, size and inode as
-# they were (coarse clocks, one-second file systems): such files are compared
-# by content until their last write is older than this.
+# Within this much of a file's newest stamp, an edit can leave its stamps,
+# size and inode as they were: such files are compared by content.
 _RACY_NS = 2_000_000_000
 _RACY_MAX_BYTES = 1 << 20
+_TICK_NS = 20_000_000  # the lag of the kernel's coarse clock, and then some
+_HANDOVER_MAX_BYTES = 64 * 1024  # of digests in the environment (limit 128 KiB)
+# The restart-loop guard: a file that alone caused this many restarts in a
+# row, each time changed within _EARLY_NS of the start, no longer counts.
+_LOOP_RESTARTS = 3
+_EARLY_NS = 5_000_000_000
 
-_IGNORED_DIRS = frozenset(
+# Keeping the scan at the cost of its stats
+# ---------------------------------------------------------------------------
+# The floor is a Python loop calling os.stat on every file. Python code run
+# per file on top of it costs 15-20 %: building a fingerprint tuple alone
+# costs 10 %. So the pass runs in C, list(map(getter, map(os.stat, paths))),
+# with a getter of one number that changes whenever the fingerprint can: the
+# inode change time. Every write, truncate, utime(), chmod and rename sets it,
+# and a file renamed over the path brings its own; within one tick of a
+# coarse clock it may not move, and then the file is recent, so its content
+# decides (see "Deciding on first sight"). Windows keeps the creation time in
+# st_ctime, so there the getter is the fingerprint without it. The paths and
+# their quick prints are two parallel lists because that is what runs at C
+# speed; everything else known of a path is in one dict of _Seen records.
+if sys.platform == "win32":
+    _quick_print = operator.attrgetter("st_mtime_ns", "st_size", "st_ino")
+else:
+    _quick_print = operator.attrgetter("st_ctime_ns")
+
+
+def _granularity(stamp: int) -> int:
+    """How far after ``stamp`` the write it records may have happened, in ns."""
+    if stamp % 1_000_000_000 == 0:
+        return 2_000_000_000  # whole seconds: FAT rounds to two
+    return _TICK_NS
+
+
+def _newest_stamp(st: "os.stat_result") -> int:
+    if sys.platform == "win32":
+        return st.st_mtime_ns
+    return max(st.st_mtime_ns, st.st_ctime_ns)
+
+
+class _Handover:
+    """What one run of the watcher tells the next through ``execv``.
+
+    The reference time, the content digests of recently written files, and
+    the restart-loop counts; carried in RELOADER_WATCH as
+    ``kind:pid:json``, where kind is ``exec`` (the pid is this process's) or
+    ``spawn`` (the parent's).
+    """
+
+    def __init__(self, value: str) -> None:
+        self.since = 0
+        self.digests: dict[str, list[int]] = {}
+        self.loops: dict[str, int] = {}
+        kind, _, rest = value.partition(":")
+        pid, _, data = rest.partition(":")
+        expected = os.getpid() if kind == "exec" else os.getppid()
+        if kind not in ("exec", "spawn") or pid != str(expected):
+            return  # none, or not ours: a child process of the program
+        import json
+
+        try:
+            parsed = json.loads(data)
+            since, digests, loops = parsed["since"], parsed["digests"], parsed["loops"]
+            if isinstance(since, int) and isinstance(digests, dict):
+                self.since, self.digests = since, digests
+            if isinstance(loops, dict):
+                self.loops = loops
+        except (ValueError, KeyError, TypeError):
+            _log.debug("ignoring a malformed %s", _WATCH_ENV)
+
+    @staticmethod
+    def write(
+        since: int, digests: "dict[str, list[int]]", loops: "dict[str, int]"
+    ) -> str:
+        """The JSON part of the value; the restart puts kind and pid before it."""
+        import json
+
+        kept: dict[str, list[int]] = {}
+        size = 0
+        for path, digest in digests.items():
+            size += len(path) + 30
+            if size > _HANDOVER_MAX_BYTES:
+                break  # the rest are decided by their stamps
+            kept[path] = digest
+        return json.dumps({"since": since, "digests": kept, "loops": loops})
+
+
+def _process_start_ns() -> int:
+    """When this process started, on the wall clock; never earlier than that."""
+    if sys.platform == "win32" or not hasattr(time, "CLOCK_BOOTTIME"):
+        return time.time_ns()
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        ticks_per_second = os.sysconf("SC_CLK_TCK")
+        start_ticks = int(fields[19]) + 1  # field 22; +1 rounds late
+    except (OSError, ValueError, IndexError):
+        return time.time_ns()  # no /proc: the import time is the best we know
+    # Boot clock first: a pause before the wall clock is read moves the
+    # result later, never earlier than the true start.
+    boot = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+    now = time.time_ns()
+    return now - max(0, boot - start_ticks * 1_000_000_000 // ticks_per_second)
+
+
+# What is never a change
+# ---------------------------------------------------------------------------
+# Names, at any depth under a watched folder (a folder so named is not
+# walked), each for its reason:
+_IGNORED_NAMES = frozenset(
     {
+        "4913",  # vim writes it to learn whether a folder is writable
+        ".DS_Store",  # the macOS Finder's view settings
+        # Byte code: a change there always comes with one to its source.
         "__pycache__",
+        # Version control and tools: they rewrite their own files often, and
+        # a checkout changes the sources, which are watched.
         ".git",
         ".hg",
         ".svn",
@@ -441,112 +629,550 @@ _IGNORED_DIRS = frozenset(
         ".mypy_cache",
         ".pytest_cache",
         ".ruff_cache",
+        ".idea",
+        ".vscode",
         "node_modules",
     }
 )
-_IGNORED_SUFFIXES = (".swp", ".swx", "~", ".pyc")
-_IGNORED_NAMES = frozenset({"4913"})  # vim's probe for a writable folder
-
-_UNSEEN = object()  # a path not stat'ed yet: compared with the reference time
-_fingerprint = operator.attrgetter("st_mtime_ns", "st_size", "st_ino")
-
-# Keeping the scan at the cost of its stats
-# ---------------------------------------------------------------------------
-# The floor is a Python loop calling os.stat on every file. Python code run
-# per file on top of it costs 15-20 %: building the fingerprint tuple alone
-# (three attribute reads and a tuple) costs 10 %. So the pass runs in C,
-# list(map(getter, map(os.stat, paths))), with a getter of a single number
-# that changes whenever the fingerprint can: the inode change time. Every
-# write, truncate, utime() and rename sets it, and a new inode renamed over
-# the file brings its own; the full fingerprint is then read, by a second
-# stat of those few files only, and decides. A change of ctime alone (chmod)
-# is no change. Windows keeps the creation time in st_ctime, so there the
-# getter is the fingerprint itself.
-if sys.platform == "win32":
-    _quick_print = _fingerprint
-else:
-    _quick_print = operator.attrgetter("st_ctime_ns")
+# Editors' scratch files: vim's swap files (.swp, .swo, .swx) and backups
+# (~), emacs's auto-save (#x#) and lock files (.#x), JetBrains' safe-write
+# copies; and byte code again.
+_IGNORED_SUFFIXES = (
+    ".swp",
+    ".swo",
+    ".swx",
+    "~",
+    "___jb_tmp___",
+    "___jb_old___",
+    ".pyc",
+)
+_IGNORED_PREFIXES = (".#",)
+# A folder holding this file is a virtual environment: thousands of files
+# that pip, not the user, changes.
+_VENV_MARKER = "pyvenv.cfg"
 
 
-def _reference_time(own_environment: bool) -> int:
-    """The reference time in ns; see "Carrying the reference time"."""
-    value = os.environ.get(_SINCE_ENV)
-    if own_environment:
-        os.environ.pop(_SINCE_ENV, None)
-    if value:
-        kind, _, rest = value.partition(":")
-        pid, _, since = rest.partition(":")
-        expected = os.getpid() if kind == "exec" else os.getppid()
-        if kind in ("exec", "spawn") and pid == str(expected) and since.isdigit():
-            return int(since)
-    return _process_start_ns()
+class _Rules:
+    """Which paths never count: the default names and ``ignore()`` patterns."""
 
+    def __init__(self) -> None:
+        self.patterns: list[str] = []
+        self.match: Callable[[str], object] | None = None
+        self.version = 0  # bumped by add(): the listings must be filtered again
 
-def _process_start_ns() -> int:
-    now = time.time_ns()
-    if sys.platform == "win32" or not hasattr(time, "CLOCK_BOOTTIME"):
-        return now
-    try:
-        with open("/proc/self/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-        ticks_per_second = os.sysconf("SC_CLK_TCK")
-        start_ticks = int(fields[19]) + 1  # field 22; +1 rounds late
-        age = time.clock_gettime(time.CLOCK_BOOTTIME) - start_ticks / ticks_per_second
-    except (OSError, ValueError, IndexError):
-        return now  # no /proc: the import time is the best we know
-    return now - max(0, int(age * 1e9))
+    def add(self, pattern: str) -> None:
+        import fnmatch
+        import re
+
+        self.patterns.append(pattern)
+        union = "|".join(fnmatch.translate(os.path.normcase(p)) for p in self.patterns)
+        self.match = re.compile(union).match
+        self.version += 1
+
+    def ignores_name(self, name: str) -> bool:
+        """The defaults, and the patterns, on a file or folder name."""
+        if (
+            name in _IGNORED_NAMES
+            or name.endswith(_IGNORED_SUFFIXES)
+            or name.startswith(_IGNORED_PREFIXES)
+            or (len(name) > 1 and name[0] == name[-1] == "#")
+        ):
+            return True
+        return self.match is not None and bool(self.match(os.path.normcase(name)))
+
+    def ignores_path(self, path: str, bases: "Iterable[str]") -> bool:
+        """The patterns, on ``path`` relative to each of ``bases`` holding it."""
+        match = self.match
+        if match is None:
+            return False
+        if match(os.path.normcase(os.path.basename(path))):
+            return True
+        for base in bases:
+            prefix = base.rstrip(os.sep) + os.sep
+            if path.startswith(prefix) and match(os.path.normcase(path[len(prefix) :])):
+                return True
+        return False
 
 
 class _Dir:
     """What a watched folder held when it was last listed."""
 
-    __slots__ = ("dirs", "files", "print")
+    __slots__ = ("dirs", "files", "print", "version")
 
-    def __init__(self, fingerprint: "tuple[int, int, int]") -> None:
+    def __init__(self, fingerprint: "tuple[int, int, int]", version: int) -> None:
         self.print = fingerprint
+        self.version = version  # of the rules it was filtered with
         self.files: list[str] = []
         self.dirs: list[str] = []
 
 
-class _Watcher:
-    """The scan: fingerprints of every watched file, compared each pass.
+class _Targets:
+    """What to watch: module files, ``watch()``ed paths, files under folders.
 
-    The hot loop stats a precomputed list of paths, with the fingerprints in
-    a parallel list; the list is rebuilt only when ``sys.modules``, the
-    ``watch()`` list or a watched folder's listing changed.
+    ``refresh()`` brings the list up to date and says whether it changed;
+    ``files`` is then every file to fingerprint, ``fresh`` the files that
+    appeared in a folder listed before (new there, whatever their stamps).
     """
 
-    def __init__(self, since: int) -> None:
-        self.since = since
+    def __init__(self, cwd: str) -> None:
+        self.cwd = cwd
         self.lock = threading.Lock()
+        self.rules = _Rules()
         self.roots: dict[str, None] = {}
         self.roots_changed = False
-        self.paths: list[str] = []
-        self.prints: list[_Print] = []
-        self.quick: list[object] = []
-        self.modules_key: Optional[tuple[int, object]] = None
         self.dirs: dict[str, _Dir] = {}
-        self.gone: dict[str, _Print] = {}
-        self.absent: dict[str, _Print] = {}
-        self.racy: dict[str, tuple[int, tuple[int, int, int], bytes]] = {}
-        self.pending: dict[str, None] = {}
-        self.unsettled = False  # changes seen, not yet settled and decided
-        self.restart_since = 0  # the settled scan's time, for the next run
-        self.poll_lock = threading.Lock()
+        self.modules_key: Optional[tuple[int, object]] = None
+        self.files: dict[str, None] = {}
+        self.fresh: list[str] = []
+        self.since = 0  # the reference time, for folders seen the first time
         self.reported: set[str] = set()
-        self.scan_count = 0
 
     def add_root(self, path: str) -> None:
         with self.lock:
             self.roots[path] = None
             self.roots_changed = True
 
-    # -- the loop ---------------------------------------------------------
+    def ignore(self, pattern: str) -> None:
+        with self.lock:
+            self.rules.add(pattern)
+            self.roots_changed = True
+
+    def refresh(self) -> bool:
+        """Bring ``files`` up to date; True if it changed."""
+        modules = sys.modules
+        # A cheap sign that sys.modules changed: its size and last key. A module
+        # replaced in place under the same name keeps both, but keeps its file.
+        try:
+            key: Optional[tuple[int, object]] = (len(modules), next(reversed(modules)))
+        except (RuntimeError, StopIteration):
+            key = None  # another thread imported between the two calls: rebuild
+        rebuild = key is None or key != self.modules_key
+        self.modules_key = key
+        with self.lock:
+            roots = list(self.roots)
+            new_roots, self.roots_changed = self.roots_changed, False
+        self.fresh = []
+        # A root that is no folder (a file, or not there yet) is one of the
+        # files, so only a new watch() walks it again: it is stat'ed once per
+        # scan. Becoming a folder changes its print: a restart.
+        walked = roots if new_roots else [root for root in roots if root in self.dirs]
+        if not (self.walk(walked) or rebuild or new_roots):
+            return False
+        files: dict[str, None] = {}
+        for path in _module_paths(self.cwd):
+            if not self.rules.ignores_path(path, [self.cwd, *roots]):
+                files[path] = None
+        for root in roots:
+            if root not in self.dirs and not self.rules.ignores_path(root, ()):
+                files[root] = None
+        for folder in self.dirs.values():
+            files.update(dict.fromkeys(folder.files))
+        changed = files.keys() != self.files.keys()
+        self.files = files
+        return changed or bool(self.fresh)
+
+    def walk(self, roots: "list[str]") -> bool:
+        """Relist the watched folders that changed; True if a listing did.
+
+        A stack, not recursion: a tree of any depth is walked.
+        """
+        now = time.time_ns()
+        seen: set[tuple[int, int]] = set()
+        live: set[str] = set()
+        changed = False
+        # (folder, the watched root it is under, new: appeared in a folder
+        # listed before, so every file in it is new here)
+        stack = [(root, root, False) for root in reversed(roots)]
+        while stack:
+            path, root, new = stack.pop()
+            try:
+                changed |= self.walk_one(path, root, new, now, seen, live, stack)
+            except Exception as e:
+                # One folder's trouble never blinds the watcher to the others.
+                self.report_once(f"walk:{path}", "cannot watch %s: %s", path, e)
+        for path in list(self.dirs):
+            if path not in live:
+                del self.dirs[path]
+                changed = True
+        return changed
+
+    def walk_one(
+        self,
+        path: str,
+        root: str,
+        new: bool,
+        now: int,
+        seen: "set[tuple[int, int]]",
+        live: "set[str]",
+        stack: "list[tuple[str, str, bool]]",
+    ) -> bool:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False  # not there (yet): watched for its appearance
+        if not _is_dir(st.st_mode) or (st.st_dev, st.st_ino) in seen:
+            return False  # a file, or a folder already walked (symlink loop)
+        seen.add((st.st_dev, st.st_ino))
+        live.add(path)
+        fingerprint = (st.st_mtime_ns, st.st_size, st.st_ino)
+        folder = self.dirs.get(path)
+        if folder is None and not new:
+            # First sight: a folder moved here since the reference time, its
+            # ctime new but not its mtime (its entries are as they were),
+            # brings files that are new here.
+            new = st.st_mtime_ns <= self.since < st.st_ctime_ns <= now
+        changed = False
+        known: Optional[set[str]] = None  # the subfolders before a new listing
+        if (
+            folder is None
+            or folder.print != fingerprint
+            or folder.version != self.rules.version
+            or now - st.st_mtime_ns < _RACY_NS + _granularity(st.st_mtime_ns)
+        ):
+            known = None if folder is None else set(folder.dirs)
+            changed = self.list_dir(path, root, fingerprint, new=new)
+            folder = self.dirs[path]
+        for sub in reversed(folder.dirs):
+            # A folder seen for the first time with its parent (the first
+            # scan, a new watch()) holds files that were there before.
+            fresh = new or (known is not None and sub not in known)
+            stack.append((sub, root, fresh))
+        return changed
+
+    def list_dir(
+        self, path: str, root: str, fingerprint: "tuple[int, int, int]", new: bool
+    ) -> bool:
+        folder = _Dir(fingerprint, self.rules.version)
+        prefix = root.rstrip(os.sep) + os.sep
+        rules = self.rules
+        try:
+            with os.scandir(path) as entries:
+                listed = list(entries)
+        except OSError as e:
+            # Unreadable: watch what it held before, if anything.
+            self.report_once(f"list:{path}", "cannot list %s: %s", path, e)
+            listed = []
+        if path != root and any(entry.name == _VENV_MARKER for entry in listed):
+            listed = []  # a virtual environment: see _VENV_MARKER
+        for entry in listed:
+            full = entry.path
+            if rules.ignores_name(entry.name) or (
+                rules.match is not None and rules.match(full[len(prefix) :])
+            ):
+                continue
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                continue  # vanished while listing: its folder changes again
+            (folder.dirs if is_dir else folder.files).append(full)
+        old = self.dirs.get(path)
+        self.dirs[path] = folder
+        before = set() if old is None else set(old.files)
+        if old is not None or new:
+            # A new file in a watched folder is a change even if its stamps
+            # are old (a mv keeps them).
+            self.fresh += [file for file in folder.files if file not in before]
+        return old is None or old.files != folder.files or old.dirs != folder.dirs
+
+    def report_once(self, key: str, message: str, *args: object) -> None:
+        if key not in self.reported:
+            self.reported.add(key)
+            _log.warning(message, *args)
+
+
+def _module_paths(cwd: str) -> "list[str]":
+    """The files of all modules, in import order, ``.pyc`` mapped to source."""
+    paths: dict[str, None] = {}
+    # A copy: another thread may import while we walk. list() of a dict view
+    # runs in C without releasing the GIL, so it sees one consistent state.
+    for module in list(sys.modules.values()):
+        try:
+            path = _module_path(module, cwd)
+        except Exception:
+            continue  # a lazy module whose attributes raise: nothing to watch
+        if path is not None:
+            paths[path] = None
+    return list(paths)
+
+
+def _module_path(module: object, cwd: str) -> "str | None":
+    path = getattr(module, "__file__", None)
+    if not isinstance(path, str) or not path or "\0" in path:
+        return None
+    archive = getattr(getattr(module, "__loader__", None), "archive", None)
+    if isinstance(archive, str):
+        return archive  # a module in a zip file: watch the zip
+    if path.endswith(".pyc"):
+        folder, name = os.path.split(path)
+        if os.path.basename(folder) == "__pycache__":
+            path = os.path.join(os.path.dirname(folder), name.partition(".")[0] + ".py")
+    if not os.path.isabs(path):
+        path = os.path.join(cwd, path)
+    return path
+
+
+class _Seen:
+    """What the scan knows of a path beyond its place in the hot lists.
+
+    ``print``: its quick print when last seen, for a path out of the hot
+    lists (absent now, or no longer watched); None for a path known not to
+    have existed, whatever appears there is new. ``absent``: not there now.
+    ``stamp``, ``digest``: while the file is recent (see "Deciding on first
+    sight"), its newest stamp and the digest of its content.
+    """
+
+    __slots__ = ("absent", "digest", "print", "stamp")
+
+    def __init__(self, print: object, absent: bool = False) -> None:
+        self.print = print
+        self.absent = absent
+        self.stamp = 0
+        self.digest: Optional[list[int]] = None
+
+
+class _Prints:
+    """The fingerprints of the watched files; tells which changed.
+
+    ``scan()`` stats every file once and returns the changed paths, each
+    with ``created`` or ``modified``. A file is judged on first sight by the
+    reference time and the digests handed over; see "Deciding on first sight".
+    """
+
+    def __init__(self) -> None:
+        self.since = 0
+        self.first_start = True
+        self.digests: dict[str, list[int]] = {}  # handed over, until first sight
+        self.paths: list[str] = []
+        self.quick: list[object] = []  # None: not seen yet
+        self.seen: dict[str, _Seen] = {}
+        self.recent: dict[str, None] = {}  # the paths whose _Seen has a digest
+        self.muted: set[str] = set()  # the restart-loop guard's
+        self.scan_count = 0
+
+    def take(self, handover: _Handover) -> None:
+        """Start from what the previous run handed over, or the process start."""
+        self.first_start = handover.since == 0
+        self.since = handover.since or _process_start_ns()
+        self.digests = dict(handover.digests)
+
+    def set_files(self, files: "dict[str, None]", fresh: "list[str]") -> None:
+        """Watch exactly ``files``; those in ``fresh`` are new wherever seen."""
+        for path, quick in zip(self.paths, self.quick):
+            if path not in files and quick is not None:
+                # No longer watched: remember it, in case it comes back.
+                record = self.seen.setdefault(path, _Seen(quick))
+                record.print = quick
+        for path in fresh:
+            self.seen.setdefault(path, _Seen(None))
+        old = dict(zip(self.paths, self.quick))
+        self.paths = []
+        self.quick = []
+        for path in files:
+            known = self.seen.get(path)
+            if known is not None and known.absent:
+                continue  # not there: check_absent() looks for it each scan
+            self.paths.append(path)
+            self.quick.append(old.get(path))
+        if len(self.seen) > len(files) + 10_000:
+            for path in [p for p in self.seen if p not in files]:
+                del self.seen[path]
+                self.recent.pop(path, None)
+
+    # -- one scan ---------------------------------------------------------
+
+    def scan(self) -> "dict[str, str]":
+        """Stat every watched path once; return the changed ones."""
+        # Before the stats: a stamp after it is no older than the scan.
+        now = time.time_ns()
+        try:
+            # See "Keeping the scan at the cost of its stats".
+            quick: list[object] = list(map(_quick_print, map(os.stat, self.paths)))
+        except OSError:
+            quick = self.stat_each()
+        self.scan_count += 1
+        changed: dict[str, str] = {}
+        if quick != self.quick:
+            self.compare(quick, now, changed)
+        absent = [path for path, record in self.seen.items() if record.absent]
+        if absent:
+            self.check_absent(absent, now, changed)
+        if self.recent:
+            self.check_recent(now, changed)
+        for path in self.muted.intersection(changed):
+            del changed[path]
+        return changed
+
+    def stat_each(self) -> "list[object]":
+        """The slow pass, when a file vanished: set it aside as absent."""
+        current: list[object] = []
+        paths, quick = [], []
+        for path, old in zip(self.paths, self.quick):
+            try:
+                st = os.stat(path)
+            except OSError:
+                # Gone is not a change by itself: its last print is kept, so
+                # only a different file coming back counts. Never seen: any
+                # file that comes is a change.
+                record = self.seen.setdefault(path, _Seen(old))
+                if old is not None:
+                    record.print = old
+                record.absent = True
+                continue
+            current.append(_quick_print(st))
+            paths.append(path)
+            quick.append(old)
+        self.paths, self.quick = paths, quick
+        return current
+
+    def compare(
+        self, quick: "list[object]", now: int, changed: "dict[str, str]"
+    ) -> None:
+        """Take the new quick prints; add the paths that really changed."""
+        for i, (new, old) in enumerate(zip(quick, self.quick)):
+            if new == old:
+                continue
+            path = self.paths[i]
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue  # gone since: the next scan sets it aside
+            quick[i] = new = _quick_print(st)
+            record = self.seen.get(path)
+            if old is not None:
+                how = "modified"  # see "Keeping the scan at the cost of its stats"
+            elif record is None:
+                how = "modified" if self.touched_since(path, st) else ""
+            elif record.print is None:
+                how = "created"  # appeared in a folder listed before
+            else:
+                how = "modified" if record.print != new else ""
+            if how:
+                changed[path] = how
+            self.note_recent(path, st, now)
+        self.quick = quick
+
+    def touched_since(self, path: str, st: "os.stat_result") -> bool:
+        """First sight: written after the reference time?"""
+        digest = self.digests.pop(path, None)
+        if digest is not None:
+            return _digest(path) != digest
+        # The clock is read after the stat: a write that lands between the
+        # scan's start and this stat is not from the future.
+        now = time.time_ns()
+        for stamp in (st.st_mtime_ns, st.st_ctime_ns):
+            if self.since < stamp <= now:
+                return True
+            if not self.first_start and self.since < stamp + _granularity(stamp):
+                return True  # too close to tell, nothing to compare with
+        return False
+
+    def note_recent(self, path: str, st: "os.stat_result", now: int) -> None:
+        """Keep the digest of a file whose stamps are too recent to trust."""
+        stamp = _newest_stamp(st)
+        record = self.seen.get(path)
+        if now - stamp < _RACY_NS + _granularity(stamp):
+            if record is None:
+                record = self.seen[path] = _Seen(_quick_print(st))
+            record.stamp = stamp
+            record.digest = _digest(path)
+            self.recent[path] = None
+        elif record is not None and not record.absent:
+            # Nothing left to know beyond its place in the hot lists.
+            del self.seen[path]
+            self.recent.pop(path, None)
+
+    def check_absent(
+        self, absent: "list[str]", now: int, changed: "dict[str, str]"
+    ) -> None:
+        for path in absent:
+            record = self.seen[path]
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue  # still not there
+            new = _quick_print(st)
+            if record.print != new:
+                changed[path] = "created" if record.print is None else "modified"
+            del self.seen[path]
+            self.recent.pop(path, None)
+            self.paths.append(path)
+            self.quick.append(new)
+            self.note_recent(path, st, now)
+
+    def check_recent(self, now: int, changed: "dict[str, str]") -> None:
+        """Compare the contents of files written too recently to trust stat."""
+        for path in list(self.recent):
+            record = self.seen[path]
+            if path not in changed and not record.absent:
+                digest = _digest(path)
+                if digest != record.digest:
+                    record.digest = digest
+                    changed[path] = "modified"
+            # Read after ``now``: an edit after that read gets a stamp of its own.
+            if now - record.stamp >= _RACY_NS + _granularity(record.stamp):
+                del self.recent[path]
+                record.digest = None
+                if not record.absent:
+                    del self.seen[path]
+
+    def recent_digests(self) -> "dict[str, list[int]]":
+        """The digests of the recent files, for the next run."""
+        return {
+            path: digest
+            for path in self.recent
+            if (digest := self.seen[path].digest) is not None
+        }
+
+
+def _digest(path: str) -> "list[int]":
+    """The size and CRC-32 of a file's content (its first MiB); [-1] if unreadable."""
+    import zlib
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read(_RACY_MAX_BYTES + 1)
+    except OSError:
+        return [-1]
+    return [len(data), zlib.crc32(data)]
+
+
+class _Watcher:
+    """The loop: wait, scan, let a burst settle, decide; then ``on_change``.
+
+    ``on_change`` gets the changed paths, each with ``created`` or
+    ``modified``, once they have settled, compile, and are not a program's
+    own start-up writes; it is the owner's business what to do with them.
+    """
+
+    def __init__(self, cwd: str, handover: str) -> None:
+        self.targets = _Targets(cwd)
+        self.prints = _Prints()
+        self.handover: Optional[str] = handover  # read at the first scan
+        self.loops: dict[str, int] = {}  # the previous run's restart-loop counts
+        self.next_loops: dict[str, int] = {}
+        self.muted: set[str] = set()
+        self.pending: dict[str, str] = {}
+        self.unsettled = False  # changes seen, not yet settled and decided
+        self.restart_since = 0  # the settled scan's time, for the next run
+        self.poll_lock = threading.Lock()
+        self.reported: set[str] = set()
+
+    @property
+    def scan_count(self) -> int:
+        """Scans so far; read by bench/run.py."""
+        return self.prints.scan_count
 
     def run(
-        self, interval: float, stop: "threading.Event", loop: "_Loop | None"
+        self,
+        interval: float,
+        stop: "threading.Event",
+        on_change: "Callable[[dict[str, str]], object]",
     ) -> None:
-        """Poll until ``stop`` is set; restart on ``loop``, or here, on a change."""
+        """Poll until ``stop`` is set; call ``on_change`` on a change."""
+        # Imported before the first scan, not during one, so that sys.modules
+        # settles before the list of module files is first built.
+        import zlib  # noqa: F401  (for _digest)
+
         settle = min(_SETTLE, interval)
         while not stop.wait(interval):
             try:
@@ -554,12 +1180,11 @@ class _Watcher:
                 with self.poll_lock:
                     changed = self.poll(settle, stop)
                     if changed and stop.is_set():
-                        self.pending.update(dict.fromkeys(changed))
+                        self.pending.update(changed)
                         self.unsettled = True  # the next run restarts for them
-                        changed = []
+                        changed = {}
                 if changed:
-                    _announce(changed)
-                    self.restart_with(loop)
+                    on_change(changed)
             except Exception as e:
                 self.report_once(
                     f"scan:{type(e).__name__}:{e}",
@@ -567,49 +1192,84 @@ class _Watcher:
                     exc_info=True,
                 )
 
-    def restart_with(self, loop: "_Loop | None") -> None:
-        if loop is None:
-            _state.restart()
-            return
-        asyncio_loop = getattr(loop, "asyncio_loop", loop)
-        closed = getattr(asyncio_loop, "is_closed", None)
-        running = getattr(asyncio_loop, "is_running", None)
-        if (closed is not None and closed()) or (running is not None and not running()):
-            # Closed, or stopped after run_until_complete(): nothing would run
-            # a callback there, perhaps ever again.
-            _state.restart()
-        elif hasattr(loop, "add_callback"):
-            loop.add_callback(_state.restart)
-        else:
-            loop.call_soon_threadsafe(_state.restart)
-
-    def poll(self, settle: float, stop: "threading.Event") -> "list[str]":
+    def poll(self, settle: float, stop: "threading.Event") -> "dict[str, str]":
         """One scan; on a change, scan until the burst settles.
 
         Returns the changed paths when the process should restart, or an
-        empty list (also while a changed ``.py`` file does not compile).
+        empty dict (also while a changed ``.py`` file does not compile).
         """
         since = time.time_ns()
         changed = self.scan()
         if not changed and not self.unsettled:
-            return []  # also while a syntax error holds the restart: nothing new
+            return {}  # also while a syntax error holds the restart: nothing new
         self.unsettled = True
         while changed:
-            self.pending.update(dict.fromkeys(changed))
+            for path, how in changed.items():
+                self.pending.setdefault(path, how)
             if stop.wait(settle):
-                return []  # stopped: the next run settles what is pending
+                return {}  # stopped: the next run settles what is pending
             since = time.time_ns()
             changed = self.scan()
         self.unsettled = False
-        ready = [path for path in self.pending if os.path.exists(path)]
+        ready = {p: how for p, how in self.pending.items() if os.path.exists(p)}
         if not ready:
             self.pending.clear()
-            return []
+            return {}
         if any(self.does_not_compile(path) for path in ready):
-            return []
+            return {}
         self.pending.clear()
-        self.restart_since = since - min(_MARGIN_NS, int(settle * 1e9))
+        self.restart_since = since
+        self.next_loops = self.count_loops(ready)
         return ready
+
+    def scan(self) -> "dict[str, str]":
+        """Bring the list of files up to date, stat them; return the changed."""
+        if self.handover is not None:
+            handover = _Handover(self.handover)
+            self.handover = None
+            self.prints.take(handover)
+            self.targets.since = self.prints.since
+            self.loops = handover.loops
+            self.muted = {p for p, n in self.loops.items() if n >= _LOOP_RESTARTS}
+        if self.targets.refresh():
+            self.prints.set_files(self.targets.files, self.targets.fresh)
+        changed = self.prints.scan()
+        for path in self.muted.intersection(changed):
+            del changed[path]
+            self.report_once(
+                f"loop:{path}",
+                "%s changed right after each of the last %d starts: no longer "
+                "counting it (ignore() or --ignore says so for good)",
+                _relative(path),
+                _LOOP_RESTARTS,
+                level=logging.WARNING,
+            )
+        return changed
+
+    def count_loops(self, ready: "dict[str, str]") -> "dict[str, int]":
+        """The restart-loop counts for the next run; see _LOOP_RESTARTS.
+
+        A restart counts when every file that caused it changed within
+        _EARLY_NS of this run's start and is no module's source (the
+        program's own code is the user's, not a file it writes).
+        """
+        kept = {p: n for p, n in self.loops.items() if n >= _LOOP_RESTARTS}
+        modules = set(_module_paths(self.targets.cwd))
+        for path in ready:
+            try:
+                st = os.stat(path)
+            except OSError:
+                return kept
+            if path in modules or _newest_stamp(st) - self.prints.since > _EARLY_NS:
+                return kept
+        return {**kept, **{p: self.loops.get(p, 0) + 1 for p in ready}}
+
+    def handover_value(self) -> str:
+        """What the next run needs, for RELOADER_WATCH; see _Handover."""
+        since = self.restart_since or time.time_ns()
+        loops = self.next_loops if self.restart_since else {}
+        self.restart_since = 0
+        return _Handover.write(since, self.prints.recent_digests(), loops)
 
     def does_not_compile(self, path: str) -> bool:
         if not path.endswith(".py"):
@@ -631,315 +1291,24 @@ class _Watcher:
             return False  # unreadable or gone: the new process will tell
         return False
 
-    def report_once(self, key: str, message: str, *args: object, **kw: "Any") -> None:
+    def report_once(
+        self,
+        key: str,
+        message: str,
+        *args: object,
+        level: int = logging.ERROR,
+        **kw: "Any",
+    ) -> None:
         if key in self.reported:
             return
         if len(self.reported) > 1000:
             self.reported.clear()
         self.reported.add(key)
-        _log.error(message, *args, **kw)
-
-    # -- one scan ---------------------------------------------------------
-
-    def scan(self) -> "list[str]":
-        """Stat every watched path once; return those that changed."""
-        self.refresh_paths()
-        try:
-            # See "Keeping the scan at the cost of its stats".
-            quick: list[object] = list(map(_quick_print, map(os.stat, self.paths)))
-        except OSError:
-            quick = self.stat_each()
-        self.scan_count += 1
-        now = time.time_ns()
-        changed = self.compare(quick, now) if quick != self.quick else []
-        if self.absent:
-            changed += self.check_absent(now)
-        if self.racy:
-            changed += self.check_racy(now, changed)
-        return changed
-
-    def stat_each(self) -> "list[object]":
-        """The slow pass, when a file vanished: set it aside in ``absent``."""
-        current: list[object] = []
-        paths, prints, quick = [], [], []
-        for path, old, old_quick in zip(self.paths, self.prints, self.quick):
-            try:
-                st = os.stat(path)
-            except OSError:
-                # Gone is not a change by itself: its last print is kept, so
-                # only a different file coming back counts. Never seen: any
-                # file that comes is a change.
-                self.absent[path] = None if old is _UNSEEN else old
-                continue
-            current.append(_quick_print(st))
-            paths.append(path)
-            prints.append(old)
-            quick.append(old_quick)
-        self.paths, self.prints, self.quick = paths, prints, quick
-        self.reindex_racy()
-        return current
-
-    def compare(self, quick: "list[object]", now: int) -> "list[str]":
-        """Take the new prints; return the paths that really changed."""
-        changed = []
-        for i, (new_quick, old_quick) in enumerate(zip(quick, self.quick)):
-            if new_quick == old_quick:
-                continue
-            path = self.paths[i]
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue  # gone since: the next scan sets it aside
-            new = _fingerprint(st)
-            old = self.prints[i]
-            if new != old:
-                if old is not _UNSEEN or self.touched_since(st):
-                    changed.append(path)
-                self.prints[i] = new
-                self.note_racy(path, i, new, now)
-        self.quick = quick
-        return changed
-
-    def touched_since(self, st: "os.stat_result") -> bool:
-        """First sight: written or renamed after the reference time?"""
-        # The clock is read after the stat: a write that lands between the
-        # scan's start and this stat is not from the future.
-        now = time.time_ns()
-        return self.since < st.st_mtime_ns <= now or self.since < st.st_ctime_ns <= now
-
-    def check_absent(self, now: int) -> "list[str]":
-        changed = []
-        for path, old in list(self.absent.items()):
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue  # still not there
-            del self.absent[path]
-            new = _fingerprint(st)
-            self.paths.append(path)
-            self.prints.append(new)
-            self.quick.append(_quick_print(st))
-            if new != old:
-                changed.append(path)
-                self.note_racy(path, len(self.paths) - 1, new, now)
-        return changed
-
-    def note_racy(
-        self, path: str, i: int, new: "tuple[int, int, int]", now: int
-    ) -> None:
-        if now - _RACY_NS < new[0] <= now and new[1] <= _RACY_MAX_BYTES:
-            self.racy[path] = (i, new, _read(path))
-        else:
-            self.racy.pop(path, None)
-
-    def check_racy(self, now: int, changed: "list[str]") -> "list[str]":
-        """Compare the contents of files written too recently to trust stat."""
-        result = []
-        seen = set(changed)
-        for path, (i, fingerprint, content) in list(self.racy.items()):
-            if i >= len(self.prints) or self.prints[i] != fingerprint:
-                del self.racy[path]  # stat saw a change: compare() handled it
-                continue
-            if path not in seen:
-                now_content = _read(path)
-                if now_content != content:
-                    self.racy[path] = (i, fingerprint, now_content)
-                    result.append(path)
-            if now - fingerprint[0] > _RACY_NS:
-                del self.racy[path]
-        return result
-
-    def reindex_racy(self) -> None:
-        """The paths moved in the list: find the racy ones again (few)."""
-        for path, (_, fingerprint, content) in list(self.racy.items()):
-            try:
-                self.racy[path] = (self.paths.index(path), fingerprint, content)
-            except ValueError:
-                del self.racy[path]
-
-    # -- what to watch ----------------------------------------------------
-
-    def refresh_paths(self) -> None:
-        modules = sys.modules
-        # A cheap sign that sys.modules changed: its size and last key. A module
-        # replaced in place under the same name keeps both, but keeps its file.
-        try:
-            key: Optional[tuple[int, object]] = (len(modules), next(reversed(modules)))
-        except (RuntimeError, StopIteration):
-            key = None  # another thread imported between the two calls: rebuild
-        rebuild = key is None or key != self.modules_key
-        self.modules_key = key
-        with self.lock:
-            roots = list(self.roots)
-            new_roots, self.roots_changed = self.roots_changed, False
-        # A root that is no folder (a file, or not there yet) is one of the
-        # paths the scan stats, so only a new watch() walks it again: stat it
-        # once per scan. Becoming a folder changes its print: a restart.
-        walked = roots if new_roots else [root for root in roots if root in self.dirs]
-        if self.walk(walked) or rebuild or new_roots:
-            self.rebuild(roots)
-
-    def rebuild(self, roots: "list[str]") -> None:
-        old = dict(zip(self.paths, self.prints))
-        old_quick = dict(zip(self.paths, self.quick))
-        wanted = _module_paths()
-        for root in roots:
-            if root not in self.dirs:
-                wanted[root] = None
-        for folder in self.dirs.values():
-            wanted.update(dict.fromkeys(folder.files))
-        for path, fingerprint in old.items():
-            if path not in wanted and fingerprint is not _UNSEEN:
-                self.gone[path] = fingerprint
-        for path in list(self.absent):
-            if path not in wanted:
-                self.gone[path] = self.absent.pop(path)
-        while len(self.gone) > 10_000:
-            del self.gone[next(iter(self.gone))]
-        self.paths = [path for path in wanted if path not in self.absent]
-        self.prints = [
-            old[path] if path in old else self.gone.pop(path, _UNSEEN)
-            for path in self.paths
-        ]
-        self.quick = [old_quick.get(path) for path in self.paths]
-        self.reindex_racy()
-
-    def walk(self, roots: "list[str]") -> bool:
-        """Relist the watched folders that changed; True if a listing did."""
-        now = time.time_ns()
-        seen: set[tuple[int, int]] = set()
-        changed = False
-        live: set[str] = set()
-        for root in roots:
-            changed |= self.walk_dir(root, now, seen, live)
-        for path in list(self.dirs):
-            if path not in live:
-                del self.dirs[path]
-                changed = True
-        return changed
-
-    def walk_dir(
-        self,
-        path: str,
-        now: int,
-        seen: "set[tuple[int, int]]",
-        live: "set[str]",
-        new: bool = False,
-    ) -> bool:
-        """Walk ``path``; ``new`` if it appeared in a folder listed before."""
-        try:
-            st = os.stat(path)
-        except OSError:
-            return False  # not there (yet): watched for its appearance
-        if not _is_dir(st.st_mode) or (st.st_dev, st.st_ino) in seen:
-            return False  # a file, or a folder already walked (symlink loop)
-        seen.add((st.st_dev, st.st_ino))
-        live.add(path)
-        fingerprint = (st.st_mtime_ns, st.st_size, st.st_ino)
-        folder = self.dirs.get(path)
-        if folder is None and not new:
-            # First sight (see "Carrying the reference time"): a folder moved
-            # here since then, its ctime new but not its mtime (its entries
-            # are as they were), brings files that are new here.
-            new = st.st_mtime_ns <= self.since and self.touched_since(st)
-        changed = False
-        known: Optional[set[str]] = None  # the subfolders before a new listing
-        if (
-            folder is None
-            or folder.print != fingerprint
-            or now - st.st_mtime_ns < _RACY_NS
-        ):
-            known = None if folder is None else set(folder.dirs)
-            changed = self.list_dir(path, fingerprint, new=new)
-            folder = self.dirs[path]
-        for sub in folder.dirs:
-            # A folder seen for the first time with its parent (the first
-            # scan, a new watch()) holds files that were there before.
-            fresh = new or (known is not None and sub not in known)
-            changed |= self.walk_dir(sub, now, seen, live, new=fresh)
-        return changed
-
-    def list_dir(
-        self, path: str, fingerprint: "tuple[int, int, int]", new: bool
-    ) -> bool:
-        folder = _Dir(fingerprint)
-        try:
-            with os.scandir(path) as entries:
-                for entry in entries:
-                    name = entry.name
-                    if _is_ignored(name):
-                        continue
-                    try:
-                        is_dir = entry.is_dir()
-                    except OSError:
-                        continue  # vanished while listing: its folder changes again
-                    if is_dir:
-                        if name not in _IGNORED_DIRS:
-                            folder.dirs.append(entry.path)
-                    else:
-                        folder.files.append(entry.path)
-        except OSError:
-            pass  # unreadable folder: watch what it held before, if anything
-        old = self.dirs.get(path)
-        self.dirs[path] = folder
-        before = set() if old is None else set(old.files)
-        for file in folder.files:
-            if file not in before and (old is not None or new):
-                # A new file in a watched folder is a change even if its mtime
-                # is old (a ``mv`` keeps it): mark it as known to be absent.
-                self.gone.setdefault(file, None)
-        return old is None or old.files != folder.files or old.dirs != folder.dirs
-
-
-def _module_paths() -> "dict[str, None]":
-    """The files of all modules, in import order, ``.pyc`` mapped to source."""
-    paths: dict[str, None] = {}
-    # A copy: another thread may import while we walk. list() of a dict view
-    # runs in C without releasing the GIL, so it sees one consistent state.
-    for module in list(sys.modules.values()):
-        try:
-            path = _module_path(module)
-        except Exception:
-            continue  # a lazy module whose attributes raise: nothing to watch
-        if path is not None:
-            paths[path] = None
-    return paths
-
-
-def _module_path(module: object) -> "str | None":
-    path = getattr(module, "__file__", None)
-    if not isinstance(path, str) or not path or "\0" in path:
-        return None
-    archive = getattr(getattr(module, "__loader__", None), "archive", None)
-    if isinstance(archive, str):
-        return archive  # a module in a zip file: watch the zip
-    if path.endswith(".pyc"):
-        folder, name = os.path.split(path)
-        if os.path.basename(folder) == "__pycache__":
-            path = os.path.join(os.path.dirname(folder), name.partition(".")[0] + ".py")
-    if not os.path.isabs(path):
-        path = os.path.join(_state.cwd, path)
-    return path
+        _log.log(level, message, *args, **kw)
 
 
 def _is_dir(mode: int) -> bool:
     return mode & 0o170000 == 0o040000  # stat.S_ISDIR without importing stat
-
-
-def _is_ignored(name: str) -> bool:
-    return (
-        name in _IGNORED_NAMES
-        or name.startswith(".#")
-        or name.endswith(_IGNORED_SUFFIXES)
-    )
-
-
-def _read(path: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read(_RACY_MAX_BYTES + 1)
-    except OSError:
-        return b""
 
 
 def _relative(path: str) -> str:
@@ -950,13 +1319,16 @@ def _relative(path: str) -> str:
     return path if relative.startswith(".." + os.sep) else relative
 
 
-def _announce(changed: "list[str]") -> None:
+def _announce(changed: "dict[str, str]") -> None:
     """The one line per restart, which must never be lost; see "Logging"."""
+    first, how = next(iter(changed.items()))
+    if any(other != how for other in changed.values()):
+        how = "changed"
     more = len(changed) - 1
-    message = "%s modified; restarting"
-    args: tuple[object, ...] = (_relative(changed[0]),)
+    message = "%s " + how + "; restarting"
+    args: tuple[object, ...] = (_relative(first),)
     if more:
-        message = "%s and %d other file%s modified; restarting"
+        message = "%s and %d other file%s " + how + "; restarting"
         args += (more, "s" * (more > 1))
     if _log.hasHandlers() and _log.isEnabledFor(logging.INFO):
         _log.info(message, *args)
@@ -1057,27 +1429,26 @@ def _command_line_39() -> "list[str]":
     return [sys.executable, *options, *args]
 
 
-def _reexecute(argv: "list[str]", cwd: str, sockets: "_Sockets", since: int) -> None:
+def _reexecute(argv: "list[str]", cwd: str, sockets: "_Sockets", handover: str) -> None:
     """Re-execute ``argv`` from ``cwd``; return only if that failed.
 
-    ``since`` is the next run's reference time; see "Carrying the reference
-    time across a restart".
+    ``handover`` is what the watcher tells the next run; see _Handover.
     """
     _flush_output()
     _clear_alarms()
     _restore_echo()
     try:
         if sys.platform == "win32":
-            _spawn_and_exit(argv, cwd, since)
+            _spawn_and_exit(argv, cwd, handover)
         else:
-            _exec(argv, cwd, since, sockets)
+            _exec(argv, cwd, handover, sockets)
     finally:
-        os.environ.pop(_SINCE_ENV, None)
+        os.environ.pop(_WATCH_ENV, None)
         os.environ.pop(_SOCKETS_ENV, None)
         sockets.take_back()
 
 
-def _exec(argv: "list[str]", cwd: str, since: int, sockets: "_Sockets") -> None:
+def _exec(argv: "list[str]", cwd: str, handover: str, sockets: "_Sockets") -> None:
     """``execv`` from ``cwd``, or spawn where threads forbid it; log a failure."""
     try:
         previous: Optional[str] = os.getcwd()
@@ -1090,7 +1461,7 @@ def _exec(argv: "list[str]", cwd: str, since: int, sockets: "_Sockets") -> None:
         return
     made_private = _close_on_exec(keep=sockets.hand_over())
     try:
-        os.environ[_SINCE_ENV] = f"exec:{os.getpid()}:{since}"
+        os.environ[_WATCH_ENV] = f"exec:{os.getpid()}:{handover}"
         _flush_output()  # again: other threads may have printed meanwhile
         os.execv(argv[0], argv)
     except (OSError, ValueError, TypeError) as e:
@@ -1100,7 +1471,7 @@ def _exec(argv: "list[str]", cwd: str, since: int, sockets: "_Sockets") -> None:
         if isinstance(e, OSError) and e.errno == getattr(errno, "ENOTSUP", None):
             # macOS refuses execv while other threads run.
             sockets.take_back()
-            _spawn_and_exit(argv, cwd, since)
+            _spawn_and_exit(argv, cwd, handover)
         else:
             _log.error("cannot restart %s: %s; still running and watching", argv[0], e)
     finally:
@@ -1193,7 +1564,7 @@ def _open_fds() -> "Iterable[int]":
     return range(3, min(limit, 65536))
 
 
-def _spawn_and_exit(argv: "list[str]", cwd: str, since: int) -> None:
+def _spawn_and_exit(argv: "list[str]", cwd: str, handover: str) -> None:
     """Run ``argv`` as a new process, wait for it, exit with its status.
 
     Used where execv cannot keep the process (Windows, macOS with threads):
@@ -1202,7 +1573,7 @@ def _spawn_and_exit(argv: "list[str]", cwd: str, since: int) -> None:
     """
     import subprocess
 
-    os.environ[_SINCE_ENV] = f"spawn:{os.getpid()}:{since}"
+    os.environ[_WATCH_ENV] = f"spawn:{os.getpid()}:{handover}"
     os.environ.pop(_SOCKETS_ENV, None)
     _flush_output()
     try:
@@ -1495,7 +1866,7 @@ python -m reloader [options] -m module [args...]
        python -m reloader [options] path/to/script.py [args...]
        python -m reloader [options] path/to/dir_or_zip [args...]"""
 
-_VALUE_OPTIONS = ("--check-time", "--watch")
+_VALUE_OPTIONS = ("--check-time", "--watch", "--ignore")
 
 
 class _Wrapper:
@@ -1511,6 +1882,8 @@ class _Wrapper:
             _state.argv = _command_line()
         for path in options.watch:
             watch(path)
+        for pattern in options.ignore:
+            ignore(pattern)
         interval = _check_interval(options.check_time)
         _state.start(None, interval, owner="wrapper")
         status = self.run_program(*target)
@@ -1547,6 +1920,14 @@ class _Wrapper:
             default=[],
             metavar="PATH",
             help="also watch PATH, a file or a folder (repeatable)",
+        )
+        parser.add_argument(
+            "--ignore",
+            action="append",
+            default=[],
+            metavar="PATTERN",
+            help="never count changes to paths matching PATTERN, a glob such as "
+            "'*.log', 'data/*' or 'build' (repeatable)",
         )
         parser.add_argument(
             "-q", "--quiet", action="store_true", help="log only errors"
@@ -1651,8 +2032,14 @@ def _run_module(name: str) -> None:
     sys.path[0] = os.getcwd()
     try:
         spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
+    except ImportError as e:
+        # Importing a parent package failed: a real error inside it, unless
+        # the missing module is the one asked for or one of its parents.
+        if not isinstance(e, ModuleNotFoundError) or not _names_part_of(e.name, name):
+            raise
         spec = None
+    except ValueError:
+        spec = None  # a module with no __spec__ in sys.modules: as not found
     if spec is None:
         parts = name.split(".")
         if all(part.isidentifier() for part in parts):
@@ -1665,6 +2052,11 @@ def _run_module(name: str) -> None:
     if spec.origin and os.path.isabs(spec.origin):
         watch(spec.origin)
     runpy.run_module(name, run_name="__main__", alter_sys=True)
+
+
+def _names_part_of(missing: "str | None", name: str) -> bool:
+    """Is ``missing`` ``name`` or one of its parent packages?"""
+    return missing is not None and (name + ".").startswith(missing + ".")
 
 
 def _run_path(path: str) -> None:

@@ -48,6 +48,7 @@ def test_public_names_are_exactly_all():
         "stop",
         "wait",
         "watch",
+        "ignore",
         "add_reload_hook",
         "restart",
         "set_close_exec",
