@@ -685,8 +685,6 @@ class _Rules:
         match = self.match
         if match is None:
             return False
-        if match(os.path.normcase(os.path.basename(path))):
-            return True
         for base in bases:
             prefix = base.rstrip(os.sep) + os.sep
             if path.startswith(prefix) and match(os.path.normcase(path[len(prefix) :])):
@@ -759,12 +757,15 @@ class _Targets:
         if not (self.walk(walked) or rebuild or new_roots):
             return False
         files: dict[str, None] = {}
+        rules = self.rules
+        bases = [self.cwd, *roots]
         for path in _module_paths(self.cwd):
-            if not self.rules.ignores_path(path, [self.cwd, *roots]):
+            name = os.path.basename(path)
+            if not (rules.ignores_name(name) or rules.ignores_path(path, bases)):
                 files[path] = None
         for root in roots:
-            if root not in self.dirs and not self.rules.ignores_path(root, ()):
-                files[root] = None
+            if root not in self.dirs:
+                files[root] = None  # asked for by name: watched whatever its name
         for folder in self.dirs.values():
             files.update(dict.fromkeys(folder.files))
         changed = files.keys() != self.files.keys()
@@ -843,8 +844,8 @@ class _Targets:
         self, path: str, root: str, fingerprint: "tuple[int, int, int]", new: bool
     ) -> bool:
         folder = _Dir(fingerprint, self.rules.version)
-        prefix = root.rstrip(os.sep) + os.sep
         rules = self.rules
+        bases = (root, self.cwd)
         try:
             with os.scandir(path) as entries:
                 listed = list(entries)
@@ -856,9 +857,7 @@ class _Targets:
             listed = []  # a virtual environment: see _VENV_MARKER
         for entry in listed:
             full = entry.path
-            if rules.ignores_name(entry.name) or (
-                rules.match is not None and rules.match(full[len(prefix) :])
-            ):
+            if rules.ignores_name(entry.name) or rules.ignores_path(full, bases):
                 continue
             try:
                 is_dir = entry.is_dir()

@@ -151,15 +151,29 @@ IGNORED_DIRS = [
     "__pycache__",
     ".git",
     ".hg",
+    ".svn",
     ".tox",
     ".nox",
     ".mypy_cache",
     ".pytest_cache",
     ".ruff_cache",
+    ".idea",
+    ".vscode",
     "node_modules",
 ]
-# Editors' swap and backup files (vim, emacs), and vim's writability probe.
-IGNORED_FILES = ["{}.py.swp", "{}.py.swx", "{}.py~", ".#{}.py"]
+# Editors' swap, backup, auto-save and safe-write files (vim, emacs,
+# JetBrains), the macOS Finder's, and vim's writability probe (below).
+IGNORED_FILES = [
+    "{}.py.swp",
+    ".{}.py.swo",
+    "{}.py.swx",
+    "{}.py~",
+    ".#{}.py",
+    "#{}.py#",
+    "{}.py___jb_tmp___",
+    "{}.py___jb_old___",
+    ".DS_Store",
+]
 
 
 def ignored_paths(top: Path, tag: str) -> list[Path]:
@@ -170,6 +184,8 @@ def ignored_paths(top: Path, tag: str) -> list[Path]:
         paths += [folder / name / "deep" / f"{tag}.txt" for name in IGNORED_DIRS]
         paths += [folder / name.format(tag) for name in IGNORED_FILES]
     paths.append((top if tag == "old" else top / "sub") / "4913")
+    # A virtual environment, known by its pyvenv.cfg, at any depth.
+    paths.append(top / "venv" / tag / "lib" / "site.py")
     return paths
 
 
@@ -177,6 +193,8 @@ def test_ignored_names_never_restart(spawn, tmp_path):
     data = tmp_path / "data"
     write(data / "real.txt", "real")
     write(data / "sub" / "real.txt", "real")
+    write(data / "venv" / "old" / "pyvenv.cfg", "home = /usr")
+    write(data / "venv" / "new" / "pyvenv.cfg", "home = /usr")
     existing = [write(path, "old") for path in ignored_paths(data, "old")]
     child = spawn(folder_program(tmp_path))
     child.wait_for(r"^ready run=1 ")
