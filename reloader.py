@@ -65,6 +65,7 @@ import time
 # where they name these types or use ``X | Y``, which 3.9 cannot evaluate.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import ctypes
     import socket
     import subprocess
     from collections.abc import Callable, Iterable, Sequence
@@ -75,6 +76,47 @@ if TYPE_CHECKING:
 
     class _AsyncioLoop(Protocol):
         def call_soon_threadsafe(self, callback: Callable[[], object]) -> object: ...
+
+    class _KEvent(Protocol):
+        """What ``_Kqueue`` reads from a ``select.kevent`` the kernel returned."""
+
+        @property
+        def ident(self) -> int: ...
+        @property
+        def flags(self) -> int: ...
+        @property
+        def fflags(self) -> int: ...
+
+    class _KqueueHandle(Protocol):
+        """The part of ``select.kqueue`` used here."""
+
+        def fileno(self) -> int: ...
+        def close(self) -> None: ...
+        def control(
+            self,
+            changelist: Optional[Iterable[_KEvent]],
+            maxevents: int,
+            timeout: Optional[float] = ...,
+        ) -> list[_KEvent]: ...
+
+    class _KqueueModule(Protocol):
+        """The part of the ``select`` module used here, so a test can pass a fake."""
+
+        KQ_FILTER_VNODE: int
+        KQ_EV_ADD: int
+        KQ_EV_CLEAR: int
+        KQ_EV_ERROR: int
+        KQ_NOTE_WRITE: int
+        KQ_NOTE_DELETE: int
+        KQ_NOTE_EXTEND: int
+        KQ_NOTE_ATTRIB: int
+        KQ_NOTE_RENAME: int
+        KQ_NOTE_REVOKE: int
+
+        def kqueue(self) -> _KqueueHandle: ...
+        def kevent(
+            self, ident: int, filter: int, flags: int, fflags: int
+        ) -> _KEvent: ...
 
     _Loop = Union[_TornadoLoop, _AsyncioLoop]
     _Print = Union[tuple[int, int, int], None, object]
@@ -317,6 +359,7 @@ class _State:
         with self.lock:
             thread, self.thread = self.thread, None
             self.stop_event.set()
+        self.watcher.wake()
         if thread is not None and thread is not threading.current_thread():
             thread.join()
 
@@ -372,6 +415,7 @@ class _State:
         # Threads do not survive fork: forget the parent's watcher thread, and
         # renew the lock, which another thread may have held at the fork.
         self.lock = threading.Lock()
+        self.watcher.forget_news()
         self.watcher.targets.lock = threading.Lock()
         self.watcher.poll_lock = threading.Lock()
         self.sockets.lock = threading.Lock()
@@ -657,7 +701,7 @@ class _Rules:
 
     def __init__(self) -> None:
         self.patterns: list[str] = []
-        self.match: Callable[[str], object] | None = None
+        self.match: Optional[Callable[[str], object]] = None
         self.version = 0  # bumped by add(): the listings must be filtered again
 
     def add(self, pattern: str) -> None:
@@ -735,8 +779,12 @@ class _Targets:
             self.rules.add(pattern)
             self.roots_changed = True
 
-    def refresh(self) -> bool:
-        """Bring ``files`` up to date; True if it changed."""
+    def refresh(self, walk: bool = True) -> bool:
+        """Bring ``files`` up to date; True if it changed.
+
+        ``walk``: look for changes in the watched folders' listings too; new
+        roots are walked whatever it says.
+        """
         modules = sys.modules
         # A cheap sign that sys.modules changed: its size and last key. A module
         # replaced in place under the same name keeps both, but keeps its file.
@@ -753,7 +801,10 @@ class _Targets:
         # A root that is no folder (a file, or not there yet) is one of the
         # files, so only a new watch() walks it again: it is stat'ed once per
         # scan. Becoming a folder changes its print: a restart.
-        walked = roots if new_roots else [root for root in roots if root in self.dirs]
+        if new_roots:
+            walked = roots
+        else:
+            walked = [root for root in roots if root in self.dirs] if walk else []
         if not (self.walk(walked) or rebuild or new_roots):
             return False
         files: dict[str, None] = {}
@@ -792,7 +843,7 @@ class _Targets:
                 # One folder's trouble never blinds the watcher to the others.
                 self.report_once(f"walk:{path}", "cannot watch %s: %s", path, e)
         for path in list(self.dirs):
-            if path not in live:
+            if path not in live and any(_is_under(path, root) for root in roots):
                 del self.dirs[path]
                 changed = True
         return changed
@@ -929,23 +980,50 @@ class _Seen:
         self.digest: Optional[list[int]] = None
 
 
+class _Hot:
+    """One group of watched files, in the hot scan's two parallel lists.
+
+    ``paths`` and ``quick`` (their quick prints; None: not seen yet) are
+    lists because that is what runs at C speed; ``index`` (path to place)
+    is built only when single files are checked, after a notification.
+    """
+
+    __slots__ = ("_index", "paths", "quick")
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        self.quick: list[object] = []
+        self._index: Optional[dict[str, int]] = None
+
+    def set(self, paths: "list[str]", quick: "list[object]") -> None:
+        self.paths, self.quick, self._index = paths, quick, None
+
+    def index(self) -> "dict[str, int]":
+        if self._index is None:
+            self._index = {path: i for i, path in enumerate(self.paths)}
+        return self._index
+
+
 class _Prints:
     """The fingerprints of the watched files; tells which changed.
 
-    ``scan()`` stats every file once and returns the changed paths, each
-    with ``created`` or ``modified``. A file is judged on first sight by the
-    reference time and the digests handed over; see "Deciding on first sight".
+    The files are in two groups: ``polled``, stat'ed at every poll, and
+    ``notified``, which a notification source covers: stat'ed when it names
+    them (``check()``) and at the safety poll. ``scan()`` stats a whole group
+    and returns the changed paths, each with ``created`` or ``modified``. A
+    file is judged on first sight by the reference time and the digests
+    handed over; see "Deciding on first sight".
     """
 
     def __init__(self) -> None:
         self.since = 0
         self.first_start = True
         self.digests: dict[str, list[int]] = {}  # handed over, until first sight
-        self.paths: list[str] = []
-        self.quick: list[object] = []  # None: not seen yet
+        self.polled = _Hot()
+        self.notified = _Hot()
         self.seen: dict[str, _Seen] = {}
         self.recent: dict[str, None] = {}  # the paths whose _Seen has a digest
-        self.muted: set[str] = set()  # the restart-loop guard's
+        self.first_sights: set[str] = set()  # of the last scan or check
         self.scan_count = 0
 
     def take(self, handover: _Handover) -> None:
@@ -954,24 +1032,35 @@ class _Prints:
         self.since = handover.since or _process_start_ns()
         self.digests = dict(handover.digests)
 
-    def set_files(self, files: "dict[str, None]", fresh: "list[str]") -> None:
-        """Watch exactly ``files``; those in ``fresh`` are new wherever seen."""
-        for path, quick in zip(self.paths, self.quick):
+    def set_files(
+        self,
+        files: "dict[str, None]",
+        fresh: "list[str]",
+        notified: "set[str] | frozenset[str]" = frozenset(),
+    ) -> None:
+        """Watch exactly ``files``; those in ``fresh`` are new wherever seen.
+
+        The files in ``notified`` go to the notified group, the rest to the
+        polled one.
+        """
+        old: dict[str, object] = {}
+        for group in (self.polled, self.notified):
+            old.update(zip(group.paths, group.quick))
+        for path, quick in old.items():
             if path not in files and quick is not None:
                 # No longer watched: remember it, in case it comes back.
                 record = self.seen.setdefault(path, _Seen(quick))
                 record.print = quick
         for path in fresh:
             self.seen.setdefault(path, _Seen(None))
-        old = dict(zip(self.paths, self.quick))
-        self.paths = []
-        self.quick = []
+        lists: tuple[list[str], list[str]] = ([], [])
         for path in files:
             known = self.seen.get(path)
-            if known is not None and known.absent:
-                continue  # not there: check_absent() looks for it each scan
-            self.paths.append(path)
-            self.quick.append(old.get(path))
+            if known is None or not known.absent:
+                # Else not there: check_absent() looks for it each scan.
+                lists[path in notified].append(path)
+        for group, paths in zip((self.polled, self.notified), lists):
+            group.set(paths, [old.get(path) for path in paths])
         if len(self.seen) > len(files) + 10_000:
             for path in [p for p in self.seen if p not in files]:
                 del self.seen[path]
@@ -979,33 +1068,57 @@ class _Prints:
 
     # -- one scan ---------------------------------------------------------
 
-    def scan(self) -> "dict[str, str]":
-        """Stat every watched path once; return the changed ones."""
+    def scan(self, everything: bool = True) -> "dict[str, str]":
+        """Stat the polled files, and the notified ones if ``everything``.
+
+        Returns the changed paths. The absent and the recent files are
+        looked at too, whatever their group.
+        """
         # Before the stats: a stamp after it is no older than the scan.
         now = time.time_ns()
-        try:
-            # See "Keeping the scan at the cost of its stats".
-            quick: list[object] = list(map(_quick_print, map(os.stat, self.paths)))
-        except OSError:
-            quick = self.stat_each()
-        self.scan_count += 1
         changed: dict[str, str] = {}
-        if quick != self.quick:
-            self.compare(quick, now, changed)
+        self.first_sights = set()
+        for group in (self.polled, self.notified) if everything else (self.polled,):
+            try:
+                # See "Keeping the scan at the cost of its stats".
+                quick: list[object] = list(map(_quick_print, map(os.stat, group.paths)))
+            except OSError:
+                quick = self.stat_each(group)
+            if quick != group.quick:
+                self.compare(group, quick, now, changed)
+        self.scan_count += 1
         absent = [path for path, record in self.seen.items() if record.absent]
         if absent:
             self.check_absent(absent, now, changed)
         if self.recent:
             self.check_recent(now, changed)
-        for path in self.muted.intersection(changed):
-            del changed[path]
         return changed
 
-    def stat_each(self) -> "list[object]":
+    def check(self, paths: "Iterable[str]") -> "dict[str, str]":
+        """Stat the notified files among ``paths``; return the changed ones."""
+        now = time.time_ns()
+        changed: dict[str, str] = {}
+        self.first_sights = set()
+        group = self.notified
+        index = group.index()
+        for path in paths:
+            i = index.get(path)
+            if i is None:
+                continue  # not a notified file: polled, or absent
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue  # gone is no change: the next scan sets it aside
+            self.judge(group, i, st, now, changed)
+        if self.recent:
+            self.check_recent(now, changed, only=paths)
+        return changed
+
+    def stat_each(self, group: _Hot) -> "list[object]":
         """The slow pass, when a file vanished: set it aside as absent."""
         current: list[object] = []
         paths, quick = [], []
-        for path, old in zip(self.paths, self.quick):
+        for path, old in zip(group.paths, group.quick):
             try:
                 st = os.stat(path)
             except OSError:
@@ -1020,35 +1133,52 @@ class _Prints:
             current.append(_quick_print(st))
             paths.append(path)
             quick.append(old)
-        self.paths, self.quick = paths, quick
+        group.set(paths, quick)
         return current
 
     def compare(
-        self, quick: "list[object]", now: int, changed: "dict[str, str]"
+        self, group: _Hot, quick: "list[object]", now: int, changed: "dict[str, str]"
     ) -> None:
         """Take the new quick prints; add the paths that really changed."""
-        for i, (new, old) in enumerate(zip(quick, self.quick)):
+        old_quick = group.quick
+        group.quick = quick
+        for i, (new, old) in enumerate(zip(quick, old_quick)):
             if new == old:
                 continue
-            path = self.paths[i]
             try:
-                st = os.stat(path)
+                st = os.stat(group.paths[i])
             except OSError:
                 continue  # gone since: the next scan sets it aside
-            quick[i] = new = _quick_print(st)
-            record = self.seen.get(path)
-            if old is not None:
-                how = "modified"  # see "Keeping the scan at the cost of its stats"
-            elif record is None:
-                how = "modified" if self.touched_since(path, st) else ""
-            elif record.print is None:
-                how = "created"  # appeared in a folder listed before
-            else:
-                how = "modified" if record.print != new else ""
-            if how:
-                changed[path] = how
-            self.note_recent(path, st, now)
-        self.quick = quick
+            quick[i] = old  # judge() compares with it
+            self.judge(group, i, st, now, changed)
+
+    def judge(
+        self,
+        group: _Hot,
+        i: int,
+        st: "os.stat_result",
+        now: int,
+        changed: "dict[str, str]",
+    ) -> None:
+        """Take ``st`` as what the file at ``i`` is now; note it if it changed."""
+        path, old = group.paths[i], group.quick[i]
+        new = group.quick[i] = _quick_print(st)
+        if new == old:
+            return
+        record = self.seen.get(path)
+        if old is None:
+            self.first_sights.add(path)
+        if old is not None:
+            how = "modified"  # see "Keeping the scan at the cost of its stats"
+        elif record is None:
+            how = "modified" if self.touched_since(path, st) else ""
+        elif record.print is None:
+            how = "created"  # appeared in a folder listed before
+        else:
+            how = "modified" if record.print != new else ""
+        if how:
+            changed[path] = how
+        self.note_recent(path, st, now)
 
     def touched_since(self, path: str, st: "os.stat_result") -> bool:
         """First sight: written after the reference time?"""
@@ -1094,13 +1224,15 @@ class _Prints:
                 changed[path] = "created" if record.print is None else "modified"
             del self.seen[path]
             self.recent.pop(path, None)
-            self.paths.append(path)
-            self.quick.append(new)
+            # Polled from now on: it came back where nothing may notify.
+            self.polled.set([*self.polled.paths, path], [*self.polled.quick, new])
             self.note_recent(path, st, now)
 
-    def check_recent(self, now: int, changed: "dict[str, str]") -> None:
+    def check_recent(
+        self, now: int, changed: "dict[str, str]", only: "Iterable[str] | None" = None
+    ) -> None:
         """Compare the contents of files written too recently to trust stat."""
-        for path in list(self.recent):
+        for path in list(self.recent) if only is None else self.recent.keys() & only:
             record = self.seen[path]
             if path not in changed and not record.absent:
                 digest = _digest(path)
@@ -1116,11 +1248,12 @@ class _Prints:
 
     def recent_digests(self) -> "dict[str, list[int]]":
         """The digests of the recent files, for the next run."""
-        return {
-            path: digest
-            for path in self.recent
-            if (digest := self.seen[path].digest) is not None
-        }
+        result = {}
+        for path in self.recent:
+            digest = self.seen[path].digest
+            if digest is not None:
+                result[path] = digest
+        return result
 
 
 def _digest(path: str) -> "list[int]":
@@ -1133,6 +1266,831 @@ def _digest(path: str) -> "list[int]":
     except OSError:
         return [-1]
     return [len(data), zlib.crc32(data)]
+
+
+# Notifications
+# ---------------------------------------------------------------------------
+# Polling is the ground truth; notifications only wake the watcher early and
+# narrow what it looks at. The source is chosen once, below: inotify on Linux,
+# kqueue on macOS and the BSDs (through the standard library and ctypes
+# only), none elsewhere (Windows polls). It is made in the watcher thread
+# after the first scan, so neither ctypes nor its cost reaches
+# ``import reloader``, and only where the poll-only switch (``--poll``,
+# RELOADER_POLL=1) is off.
+#
+# What is trusted: files on local file systems (an allow-list read from
+# /proc/self/mountinfo; on macOS, statfs) in folders the source watches are
+# checked when a notification names them, and stat'ed all together only by
+# the safety poll, every _SAFETY_POLL seconds. Every other file (network and
+# virtual-machine file systems, where notifications may never come; folders
+# the source could not watch, past a limit) is polled every check_time, as
+# without notifications. If a safety poll finds a change that no
+# notification reported, that mount is polled every check_time from then on,
+# with one log line. If the source loses track (its queue overflowed, a
+# watched folder was replaced), the next scan is a full one; if it fails,
+# the watcher closes it and polls everything, with one log line.
+#
+# A burst: after a notification the watcher waits for _SETTLE of quiet (50
+# ms is the shortest that does not split a 30-file checkout on a loaded
+# machine), then decides on the files named. Notifications about nothing
+# watched (a log written beside the modules) are read in batches: after such
+# a read the watcher sleeps _SETTLE before the next, so a busy writer costs
+# a read per 50 ms, not one per write.
+
+_SAFETY_POLL = 10.0
+_POLL_ENV = "RELOADER_POLL"
+
+# The inotify(7) constants, from <sys/inotify.h>; they are the same on every
+# Linux architecture (IN_CLOEXEC and IN_NONBLOCK are O_CLOEXEC and O_NONBLOCK,
+# which are not, so those are taken from os below).
+_IN_MODIFY = 0x2
+_IN_ATTRIB = 0x4
+_IN_CLOSE_WRITE = 0x8
+_IN_MOVED_FROM = 0x40
+_IN_MOVED_TO = 0x80
+_IN_CREATE = 0x100
+_IN_DELETE = 0x200
+_IN_DELETE_SELF = 0x400
+_IN_MOVE_SELF = 0x800
+_IN_UNMOUNT = 0x2000
+_IN_Q_OVERFLOW = 0x4000
+_IN_IGNORED = 0x8000
+_IN_ONLYDIR = 0x1000000
+
+# What a folder's watch asks for. A watch on the *folder* sees every way a
+# file in it can be saved: written in place (IN_MODIFY, IN_CLOSE_WRITE), a
+# temporary file renamed over it (IN_MOVED_TO), vim's rename-away-and-write
+# (IN_MOVED_FROM, IN_CREATE), delete then create, and a bare os.utime
+# (IN_ATTRIB). A watch on the file itself would die with the old inode at the
+# first rename-over. IN_CLOSE_WRITE alone would do for editors, but a writer
+# that keeps the file open (a log) or writes through mmap only ever gives
+# IN_MODIFY; the caller batches such noise, so it is kept.
+_FOLDER_EVENTS = (
+    _IN_CREATE
+    | _IN_DELETE
+    | _IN_MOVED_FROM
+    | _IN_MOVED_TO
+    | _IN_CLOSE_WRITE
+    | _IN_MODIFY
+    | _IN_ATTRIB
+    | _IN_DELETE_SELF
+    | _IN_MOVE_SELF
+    | _IN_ONLYDIR
+)
+
+# After these the watch no longer stands for the folder at that path: the
+# folder was deleted, moved away (the watch follows the inode, not the path),
+# or its file system unmounted. Whatever happened there since is unknown.
+_LOST_FOLDER = _IN_DELETE_SELF | _IN_MOVE_SELF | _IN_UNMOUNT | _IN_IGNORED
+
+# One read() takes at most this much, so a folder written to without pause
+# cannot keep read() from returning; what is left keeps the descriptor
+# readable, and the caller's select() comes straight back for it.
+_READ_SIZE = 64 * 1024
+_MAX_READS = 16
+
+
+class _Inotify:
+    """Linux: tells which watched folders had an entry change, through inotify (ctypes).
+
+    One watch per folder; events name the folder's entry, so the caller gets
+    full paths of the files that may have changed. Raises ``OSError`` when
+    inotify cannot be had (no such function in the C library, ``ENOSYS``,
+    ``EMFILE`` when the per-user instance limit is reached); the caller then
+    polls.
+    """
+
+    def __init__(self) -> None:
+        if sys.platform == "win32":
+            import errno
+
+            raise OSError(errno.ENOSYS, "no inotify on Windows")
+        import ctypes  # 1.5-3 ms: only in the watcher thread, never at import
+        import struct
+
+        libc = _libc()
+        init1 = libc.inotify_init1
+        init1.argtypes = [ctypes.c_int]
+        init1.restype = ctypes.c_int
+        add_watch = libc.inotify_add_watch
+        add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+        add_watch.restype = ctypes.c_int
+        rm_watch = libc.inotify_rm_watch
+        rm_watch.argtypes = [ctypes.c_int, ctypes.c_int]
+        rm_watch.restype = ctypes.c_int
+        self._add_watch: Callable[[int, bytes, int], int] = add_watch
+        self._rm_watch: Callable[[int, int], int] = rm_watch
+        self._get_errno: Callable[[], int] = ctypes.get_errno
+        # struct inotify_event { int wd; uint32_t mask, cookie, len; char name[]; }
+        self._unpack: Callable[[bytes, int], tuple[int, int, int, int]]
+        self._unpack = struct.Struct("iIII").unpack_from
+        # Close-on-exec, so the restarted process (an execv) and any program
+        # the user's code runs never inherit the queue; non-blocking, so
+        # read() drains and returns.
+        fd = init1(os.O_CLOEXEC | os.O_NONBLOCK)
+        if fd < 0:
+            code = ctypes.get_errno()
+            raise OSError(code, "inotify_init1: " + os.strerror(code))
+        self._fd: int = fd
+        self._wd: dict[str, int] = {}  # folder -> watch descriptor
+        # A watch descriptor names an inode, so two paths to one folder (a
+        # symlink and its target, a bind mount) share one: wd -> every
+        # (folder, "folder/") it stands for.
+        self._folders: dict[int, list[tuple[str, str]]] = {}
+        self._wanted: frozenset[str] = frozenset()
+        self._failed: set[str] = set()
+
+    def fileno(self) -> int:
+        """The inotify descriptor: readable when events are queued (-1 once closed)."""
+        return self._fd
+
+    def cover(
+        self, files: "list[str]", folders: "set[str]"
+    ) -> "tuple[set[str], set[str]]":
+        """Watch the folders of ``files`` and ``folders``.
+
+        Returns the files covered (their folder is watched) and the folders
+        that could not be watched.
+        """
+        failed = self.sync({os.path.dirname(f) for f in files} | folders)
+        return {f for f in files if os.path.dirname(f) not in failed}, failed
+
+    def sync(self, folders: "Iterable[str]") -> "set[str]":
+        """Watch exactly ``folders``; return those that could not be watched.
+
+        A folder fails when it is gone, not a folder, not readable
+        (``EACCES``), or when the per-user watch limit is reached
+        (``ENOSPC``: every folder not yet watched fails then, without trying
+        each). Failed folders are tried again when a later call names a
+        different set; watches dropped by ``read()`` (a folder deleted or
+        replaced) are re-added by the next call whatever it names. A call
+        with the same set as the last costs set arithmetic and no system
+        call. Paths are used as given: a symlink to a folder watches the
+        folder it points to, so the caller passes real paths where the link
+        itself may change.
+        """
+        wanted = frozenset(folders)
+        for folder in self._wd.keys() - wanted:
+            self._unwatch(folder)
+        missing = wanted - self._wd.keys()
+        if wanted == self._wanted:
+            missing -= self._failed
+        else:
+            self._failed &= wanted
+            self._wanted = wanted
+        full = False
+        for folder in missing:
+            self._failed.discard(folder)
+            if full:
+                self._failed.add(folder)
+                continue
+            try:
+                self._watch(folder)
+            except OSError as e:
+                # Safe to swallow: the folder is returned as not watched and
+                # the caller polls its files, which is exactly as before.
+                import errno
+
+                self._failed.add(folder)
+                full = e.errno == errno.ENOSPC
+        return set(self._failed)
+
+    def read(self) -> "set[str] | None":
+        """Drain the queued events without blocking; the paths they name.
+
+        A path is ``folder/name`` for an entry of a watched folder, the folder
+        itself for an event on the folder. None means the source lost track
+        and the caller must scan everything: the queue overflowed, or a
+        watched folder was deleted, moved, replaced or unmounted (its watch
+        is forgotten here, so the next ``sync()`` adds it again). Raises
+        ``OSError`` if reading the descriptor fails other than by being empty.
+        """
+        paths: set[str] = set()
+        lost = False
+        for _ in range(_MAX_READS):
+            try:
+                data = os.read(self._fd, _READ_SIZE)
+            except BlockingIOError:
+                break
+            lost = self._parse(data, paths) or lost
+            if len(data) < _READ_SIZE // 2:
+                # A short read is the queue emptied (the kernel fills the
+                # buffer with whole events): spare the EAGAIN round trip.
+                break
+        return None if lost else paths
+
+    def close(self) -> None:
+        """Close the descriptor; harmless when already closed.
+
+        Closing the last reference to an inotify instance frees all its
+        watches, so no ``inotify_rm_watch`` is needed (nor wanted, see
+        ``forget()``).
+        """
+        fd, self._fd = self._fd, -1
+        self._wd.clear()
+        self._folders.clear()
+        self._wanted = frozenset()
+        self._failed.clear()
+        if fd >= 0:
+            os.close(fd)
+
+    def forget(self) -> None:
+        """Drop this process's reference, for a child forked after ``start()``.
+
+        After ``fork()`` parent and child share one inotify instance (one
+        queue, one set of watches): a child that read it would steal the
+        parent's events, and one that called ``inotify_rm_watch`` would remove
+        the parent's watches. Closing the descriptor in the child only drops
+        the child's reference; the parent's instance lives on untouched. That
+        is what ``close()`` does, so this is ``close()`` under the name that
+        says it is safe after a fork.
+        """
+        self.close()
+
+    def _watch(self, folder: str) -> None:
+        wd = self._add_watch(self._fd, os.fsencode(folder), _FOLDER_EVENTS)
+        if wd < 0:
+            code = self._get_errno()
+            raise OSError(code, os.strerror(code), folder)
+        self._wd[folder] = wd
+        prefix = folder if folder.endswith("/") else folder + "/"
+        self._folders.setdefault(wd, []).append((folder, prefix))
+
+    def _unwatch(self, folder: str) -> None:
+        wd = self._wd.pop(folder)
+        folders = self._folders[wd]
+        folders[:] = [entry for entry in folders if entry[0] != folder]
+        if folders:
+            return  # another path still stands for this inode
+        del self._folders[wd]
+        # A failure (EINVAL) means the kernel dropped the watch already: the
+        # folder went and its IN_IGNORED is still queued. Nothing is left to
+        # remove either way, and the IN_IGNORED that follows is dropped by
+        # _parse() as being about a watch no longer known.
+        self._rm_watch(self._fd, wd)
+
+    def _forget_wd(self, wd: int) -> None:
+        """Forget a watch that no longer stands for its folder's path."""
+        for folder, _prefix in self._folders.pop(wd, ()):
+            del self._wd[folder]
+
+    def _parse(self, data: bytes, paths: "set[str]") -> bool:
+        """Add the paths named by the events in ``data``; True if track was lost."""
+        lost = False
+        offset, end, unpack_from = 0, len(data), self._unpack
+        while offset + 16 <= end:  # 16: sizeof(struct inotify_event)
+            wd, mask, _cookie, size = unpack_from(data, offset)
+            start = offset + 16
+            offset = start + size
+            if mask & _IN_Q_OVERFLOW:
+                lost = True
+                continue
+            folders = self._folders.get(wd)
+            if folders is None:
+                # Our own rm_watch's IN_IGNORED, the IN_IGNORED after a lost
+                # folder's event, or events queued for a watch removed since:
+                # about no folder watched now. (Watch descriptors are
+                # allocated cyclically, so an old one is not soon reused.)
+                continue
+            if size:
+                name = os.fsdecode(data[start:offset].split(b"\0", 1)[0])
+                paths.update(prefix + name for _folder, prefix in folders)
+            else:
+                paths.update(folder for folder, _prefix in folders)
+            if mask & _LOST_FOLDER:
+                lost = True
+                if mask & _IN_MOVE_SELF:
+                    # A moved folder keeps its watch (it follows the inode),
+                    # which would report the new place under the old name.
+                    # Its failure can only mean the watch is gone already.
+                    self._rm_watch(self._fd, wd)
+                self._forget_wd(wd)
+        return lost
+
+
+def _libc() -> "ctypes.CDLL":
+    """The C library, keeping ``errno``; raises ``OSError`` if it has no inotify."""
+    import ctypes  # already imported by the caller: a dictionary lookup
+
+    # CDLL(None) is the interpreter's own symbols, libc's among them wherever
+    # Python is linked dynamically: no library path to guess, no subprocess.
+    libc = ctypes.CDLL(None, use_errno=True)
+    if hasattr(libc, "inotify_init1"):
+        return libc
+    import ctypes.util  # find_library runs ldconfig: only when needed
+
+    name = ctypes.util.find_library("c")
+    if name is not None:
+        libc = ctypes.CDLL(name, use_errno=True)
+        if hasattr(libc, "inotify_init1"):
+            return libc
+    import errno
+
+    raise OSError(errno.ENOSYS, "no inotify_init1 in the C library")
+
+
+# --- kqueue: macOS and the BSDs ---------------------------------------------
+
+
+class _Kqueue:
+    """macOS and the BSDs: tells which watched files and folders changed, by kqueue.
+
+    kqueue watches open descriptors, so every watched path costs one: the
+    caller gives the program's own files and folders (not the standard
+    library, not site-packages), and past a cap well under the descriptor
+    limit the rest is returned as not watched and polled. A folder's event
+    says an entry was added, removed or renamed (the caller lists it); a
+    file's says it was written, extended, touched, deleted or renamed over.
+
+    ``select_module`` is for tests only: Linux has no kqueue, so the tests
+    pass a fake ``select`` whose queue the test fills. Raises ``OSError``
+    where there is no kqueue.
+    """
+
+    def __init__(
+        self, select_module: "_KqueueModule | None" = None, limit: "int | None" = None
+    ) -> None:
+        if select_module is None:
+            select_module = _select_with_kqueue()
+        self._select = sel = select_module
+        self._kq = sel.kqueue()
+        self._limit = _descriptor_budget() if limit is None else limit
+        self._events = (
+            sel.KQ_NOTE_WRITE
+            | sel.KQ_NOTE_DELETE
+            | sel.KQ_NOTE_EXTEND
+            | sel.KQ_NOTE_ATTRIB
+            | sel.KQ_NOTE_RENAME
+            | sel.KQ_NOTE_REVOKE
+        )
+        # After these the descriptor no longer stands for the path: the file
+        # was deleted, another file renamed over it, or its volume revoked.
+        self._gone = sel.KQ_NOTE_DELETE | sel.KQ_NOTE_RENAME | sel.KQ_NOTE_REVOKE
+        self._fds: dict[str, int] = {}  # path -> open descriptor
+        self._paths: dict[int, str] = {}  # descriptor -> path (the kevent ident)
+        self._wanted: tuple[str, ...] = ()
+        self._failed: set[str] = set()
+
+    def fileno(self) -> int:
+        """The kqueue descriptor: readable when events are queued."""
+        return self._kq.fileno()
+
+    def cover(
+        self, files: "list[str]", folders: "set[str]"
+    ) -> "tuple[set[str], set[str]]":
+        """Watch ``folders`` and the program's own ``files``, up to the cap.
+
+        Not the standard library's or site-packages' files: a descriptor
+        each, they would use up the budget. Returns the files covered and
+        the folders that could not be watched.
+        """
+        library = tuple({sys.prefix, sys.base_prefix, sys.exec_prefix})
+        own = [
+            f
+            for f in files
+            if not f.startswith(library)
+            and "site-packages" not in f
+            and "dist-packages" not in f
+        ]
+        failed = self.sync([*folders, *own])
+        return {f for f in own if f not in failed}, folders & failed
+
+    def sync(self, paths: "Iterable[str]") -> "set[str]":
+        """Watch exactly ``paths``, files and folders, in the order given, up to a cap.
+
+        Returns the paths not watched: over the cap, gone, or not openable.
+        Order matters only past the cap, where the first ones win, so the
+        caller lists the files most likely to be edited first. Failed paths
+        are tried again when a later call names a different list; a watch
+        dropped by ``read()`` (a file deleted or renamed over) is re-added by
+        the next call. A call with the same list as the last makes no system
+        call.
+        """
+        wanted = tuple(dict.fromkeys(paths))
+        keep = set(wanted)
+        for path in [p for p in self._fds if p not in keep]:
+            self._unwatch(path)
+        if wanted != self._wanted:
+            self._wanted = wanted
+            self._failed.clear()
+        changes = []
+        for path in wanted:
+            if path in self._fds or path in self._failed:
+                continue
+            if len(self._fds) >= self._limit:
+                self._failed.add(path)
+                continue
+            try:
+                fd = _open_for_events(path)
+            except OSError:
+                # Safe to swallow: returned as not watched, so polled.
+                self._failed.add(path)
+                continue
+            self._fds[path] = fd
+            self._paths[fd] = path
+            flags = self._select.KQ_EV_ADD | self._select.KQ_EV_CLEAR
+            changes.append(
+                self._select.kevent(
+                    fd, self._select.KQ_FILTER_VNODE, flags, self._events
+                )
+            )
+        if changes:
+            self._register(changes)
+        return set(self._failed)
+
+    def read(self) -> "set[str] | None":
+        """Drain the queued events without blocking; the paths they name.
+
+        A deleted or renamed-over path is named and its watch dropped (the
+        next ``sync()`` watches whatever is there then). None means the
+        kqueue itself failed and the caller must scan everything.
+        """
+        paths: set[str] = set()
+        batch = max(len(self._fds), 1)
+        while True:
+            try:
+                events = self._kq.control(None, batch, 0)
+            except OSError:
+                # Safe: None makes the caller scan everything.
+                return None
+            for event in events:
+                path = self._paths.get(event.ident)
+                if path is None:
+                    continue  # queued before its watch was dropped
+                paths.add(path)
+                if event.flags & self._select.KQ_EV_ERROR or event.fflags & self._gone:
+                    self._unwatch(path)
+            if len(events) < batch:
+                return paths
+
+    def close(self) -> None:
+        """Close the kqueue and every watched descriptor; harmless when closed."""
+        for path in list(self._fds):
+            self._unwatch(path)
+        self._wanted = ()
+        self._failed.clear()
+        self._kq.close()
+
+    def forget(self) -> None:
+        """Release all in a child forked after ``start()``.
+
+        A kqueue is not inherited across ``fork()`` (the child has no such
+        descriptor, and recent CPython versions mark the object closed there,
+        so closing it is harmless), but the watched files' descriptors are,
+        and closing them in the child leaves the parent's copies open and
+        its watches in place.
+        """
+        self.close()
+
+    def _register(self, changes: "list[_KEvent]") -> None:
+        try:
+            self._kq.control(changes, 0, 0)
+        except OSError:
+            # A registration failed (kevent() stops at the first error):
+            # register one by one and give up only the ones that fail, which
+            # are then polled.
+            for change in changes:
+                try:
+                    self._kq.control([change], 0, 0)
+                except OSError:
+                    path = self._paths.get(change.ident)
+                    if path is not None:
+                        self._unwatch(path)
+                        self._failed.add(path)
+
+    def _unwatch(self, path: str) -> None:
+        """Stop watching ``path``: closing its descriptor also removes its kevent."""
+        fd = self._fds.pop(path)
+        del self._paths[fd]
+        os.close(fd)
+
+
+def _select_with_kqueue() -> "_KqueueModule":
+    """The ``select`` module where it has kqueue; raises ``OSError`` elsewhere."""
+    if sys.platform != "linux" and sys.platform != "win32":
+        import select
+
+        if hasattr(select, "kqueue"):
+            return select
+    import errno
+
+    raise OSError(errno.ENOSYS, "no kqueue on this platform")
+
+
+def _open_for_events(path: str) -> int:
+    """A descriptor on ``path`` for kqueue; raises ``OSError``.
+
+    ``O_EVTONLY`` (macOS) opens for notifications only, so the volume can
+    still be ejected; ``O_NONBLOCK`` keeps a FIFO from blocking the open.
+    """
+    if sys.platform == "win32":
+        import errno
+
+        raise OSError(errno.ENOSYS, "no kqueue on Windows")
+    evtonly = getattr(
+        os, "O_EVTONLY", 0x8000 if sys.platform == "darwin" else os.O_RDONLY
+    )
+    return os.open(path, evtonly | os.O_NONBLOCK | os.O_CLOEXEC)
+
+
+def _descriptor_budget() -> int:
+    """How many descriptors kqueue may take: a quarter of the soft limit, at most 1024.
+
+    macOS's default soft limit is 256, so 64 there: the program's own files
+    first (the caller's order), the rest polled. The program keeps the other
+    three quarters for its files, sockets and children.
+    """
+    if sys.platform == "win32":
+        return 0
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        return 1024
+    return max(0, min(soft // 4, 1024))
+
+
+# --- Which file systems notifications can be trusted on ---------------------
+
+# Local file systems: every change to them goes through this kernel, so
+# inotify hears of it. Not here, hence polled every check_time: network
+# (nfs, nfs4, cifs, smb3, afs, ceph, ...), virtual-machine shares (9p as in
+# WSL2's /mnt/c, vboxsf, virtiofs, vmhgfs) and every FUSE file system
+# (fuse.sshfs, fuseblk, Docker Desktop's bind mounts, ...), where another
+# machine or a user-space daemon can change files behind the kernel's back.
+_LOCAL_FILE_SYSTEMS = frozenset(
+    (
+        "ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "zfs", "jfs", "reiserfs",
+        "bcachefs", "nilfs2", "tmpfs", "ramfs", "overlay", "hfs", "hfsplus",
+        "vfat", "msdos", "exfat", "ntfs3", "squashfs", "erofs", "iso9660",
+    )
+)  # fmt: skip
+
+
+def _mount_table(path: str = "/proc/self/mountinfo") -> "list[tuple[str, str]]":
+    """``(mount point, file system type)`` of every mount, longest mount point first.
+
+    Read from ``/proc/self/mountinfo`` (this process's mount namespace). Among
+    mounts stacked on one mount point the last mounted, the one visible,
+    comes first. The type keeps FUSE's subtype (``fuse.sshfs``). Returns an
+    empty list where the file cannot be read (no ``/proc``): every path is
+    then untrusted.
+    """
+    try:
+        with open(path, "rb") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []  # Safe: an empty table trusts nothing, so everything is polled.
+    import re
+
+    escape = re.compile(rb"\\([0-7]{3})")
+    table = []
+    for line in reversed(lines):
+        # "36 35 98:0 /root /mnt rw,noatime master:1 - ext3 /dev/root rw"
+        # Field 5 is the mount point; a variable number of optional fields
+        # end at "-", which the type follows. Spaces, tabs, newlines and
+        # backslashes in a mount point are escaped as \040 \011 \012 \134.
+        fields = line.split(b" ")
+        try:
+            kind = fields[fields.index(b"-", 6) + 1]
+        except (ValueError, IndexError):
+            continue  # Safe: a malformed line trusts nothing.
+        point = escape.sub(lambda m: bytes((int(m.group(1), 8),)), fields[4])
+        table.append((os.fsdecode(point), os.fsdecode(kind)))
+    table.sort(key=lambda entry: -len(entry[0]))  # stable: the visible mount first
+    return table
+
+
+def _mount_of(path: str, table: "list[tuple[str, str]]") -> "tuple[str, bool]":
+    """The mount point holding ``path``'s real path, and whether it is local.
+
+    ``table`` is ``_mount_table()``. Not local: network, virtual-machine and
+    FUSE file systems, unknown types, and a path no mount holds ('').
+    """
+    real = os.path.realpath(path)
+    for point, kind in table:
+        if real == point or real.startswith(
+            point if point.endswith("/") else point + "/"
+        ):
+            return point, kind in _LOCAL_FILE_SYSTEMS
+    return "", False
+
+
+# macOS has no /proc and os.statvfs() gives neither a file system's type nor
+# its MNT_LOCAL flag, so the one stdlib-only way is statfs(2) through ctypes.
+# struct statfs with 64-bit inodes (<sys/mount.h>, the only layout on arm64,
+# "statfs$INODE64" on x86_64): f_bsize, f_iosize, five block and file counts,
+# f_fsid, f_owner, f_type, f_flags, f_fssubtype, then the names.
+_DARWIN_STATFS = "<Ii5Q2iIIII16s1024s1024sI7I"  # 2168 bytes
+_MNT_LOCAL = 0x1000
+_DARWIN_LOCAL_FILE_SYSTEMS = frozenset(("apfs", "hfs"))
+
+
+def _trusted_darwin(path: str) -> bool:
+    """macOS: whether notifications can be trusted for ``path``: on local APFS or HFS+.
+
+    Never run on a Mac yet (it is type-checked and its parsing tested on
+    Linux), so it fails closed: any error, or an answer whose mount point is
+    not a parent of the path (a layout read wrong), is False, and the path is
+    polled as it would be without notifications. Elsewhere it is False.
+    """
+    if sys.platform != "darwin":
+        return False
+    import ctypes
+
+    real = os.path.realpath(path)
+    libc = ctypes.CDLL(None, use_errno=True)
+    statfs = getattr(libc, "statfs$INODE64", None) or getattr(libc, "statfs", None)
+    if statfs is None:
+        return False
+    buffer = ctypes.create_string_buffer(2168)
+    if statfs(os.fsencode(real), buffer) != 0:
+        return False  # Safe: untrusted means polled.
+    return _statfs_says_local(buffer.raw, real)
+
+
+def _statfs_says_local(raw: bytes, real: str) -> bool:
+    """Whether a macOS ``struct statfs`` for ``real`` is a local APFS or HFS+ volume."""
+    import struct
+
+    fields = struct.unpack_from(_DARWIN_STATFS, raw)
+    flags, type_name, on_name = fields[11], fields[13], fields[14]
+    kind = os.fsdecode(type_name.split(b"\0", 1)[0])
+    point = os.fsdecode(on_name.split(b"\0", 1)[0])
+    under = real == point or real.startswith(point.rstrip("/") + "/")
+    return under and bool(flags & _MNT_LOCAL) and kind in _DARWIN_LOCAL_FILE_SYSTEMS
+
+
+def _is_local(folder: str, table: "list[tuple[str, str]]") -> bool:
+    """Can notifications be trusted for files in ``folder``?"""
+    if sys.platform == "darwin":
+        return _trusted_darwin(folder)
+    return _mount_of(folder, table)[1]
+
+
+# Choose the notification source once: inotify on Linux, kqueue on macOS and
+# the BSDs, none elsewhere.
+_NOTIFIER: "type[_Inotify | _Kqueue] | None"
+if sys.platform.startswith("linux"):
+    _NOTIFIER = _Inotify
+elif sys.platform == "darwin" or "bsd" in sys.platform:
+    _NOTIFIER = _Kqueue
+else:
+    _NOTIFIER = None
+
+
+class _News:
+    """The notification source as the watcher uses it.
+
+    Which watched files it covers (``cover()``), waiting for it with the
+    poll's timeout (``wait()``), the watched paths it named since the last
+    look (``named``, ``lost``, ``relist``), and the mounts whose news proved
+    incomplete (``heal()``). Raises ``OSError`` if the source cannot be made.
+    """
+
+    def __init__(self, kind: "type[_Inotify | _Kqueue]") -> None:
+        self.source = kind()
+        # wake() writes here so that stop() ends a select() at once.
+        self.wake_r, self.wake_w = os.pipe()
+        if sys.platform != "win32":  # no source there: keeps mypy content
+            os.set_blocking(self.wake_w, False)
+        self.table = _mount_table() if sys.platform.startswith("linux") else []
+        self.local: dict[str, tuple[bool, int]] = {}  # folder: (trusted, device)
+        self.distrusted: set[int] = set()  # devices a safety poll caught out
+        self.links: dict[str, str] = {}  # a symlinked file's real path: its path
+        self.named: set[str] = set()
+        self.named_since_poll: set[str] = set()
+        self.lost = True  # the first scan with news is a full one: see _Watcher
+        self.relist = False  # a watched folder's listing may have changed
+        self.relist_always = False  # some watched folder is not covered
+
+    def close(self) -> None:
+        self.source.close()
+        for fd in (self.wake_r, self.wake_w):
+            os.close(fd)
+
+    def forget(self) -> None:
+        """For a child forked after ``start()``: see the sources' forget()."""
+        self.source.forget()
+        for fd in (self.wake_r, self.wake_w):
+            os.close(fd)
+
+    def wake(self) -> None:
+        try:
+            os.write(self.wake_w, b".")
+        except OSError:
+            pass  # full (a wake is pending anyway) or closed (nothing to wake)
+
+    def cover(self, files: "dict[str, None]", folders: "list[str]") -> "set[str]":
+        """Have the source watch what it can of ``files`` and ``folders``.
+
+        Returns the files it covers: on a trusted file system, with their
+        folder (kqueue: the file itself) watched.
+        """
+        trusted = [f for f in files if self.trusts(os.path.dirname(f))]
+        wanted = {d for d in folders if self.trusts(d)}
+        self.links = {}
+        for path in trusted:
+            if os.path.islink(path):
+                # Events come from the folder of the file the link points to.
+                real = os.path.realpath(path)
+                self.links[real] = path
+                wanted.add(os.path.dirname(real))
+        covered, failed = self.source.cover(trusted, wanted)
+        for real, path in self.links.items():
+            if os.path.dirname(real) in failed:
+                covered.discard(path)
+        self.relist_always = len(wanted - failed) < len(folders)
+        return covered
+
+    def trusts(self, folder: str) -> bool:
+        known = self.local.get(folder)
+        if known is None:
+            try:
+                device = os.stat(folder).st_dev
+            except OSError:
+                device = -1  # not there: polled until it is
+            known = self.local[folder] = (
+                device >= 0 and _is_local(folder, self.table),
+                device,
+            )
+        return known[0] and known[1] not in self.distrusted
+
+    def wait(self, interval: float, stop: "threading.Event", targets: _Targets) -> bool:
+        """Wait up to ``interval`` for news about ``targets``; True if stopped.
+
+        Raises ``OSError`` if the source fails.
+        """
+        import select
+
+        deadline = time.monotonic() + interval
+        while True:
+            timeout = deadline - time.monotonic()
+            if timeout <= 0:
+                return stop.is_set()
+            fd = self.source.fileno()
+            ready = select.select([fd, self.wake_r], [], [], timeout)[0]
+            if stop.is_set():
+                return True
+            if self.wake_r in ready:
+                os.read(self.wake_r, 512)
+            if fd in ready:
+                if self.drain(targets):
+                    return False
+                # Nothing watched: read the next news in a batch; see
+                # "Notifications".
+                if stop.wait(_SETTLE):
+                    return True
+
+    def drain(self, targets: _Targets) -> bool:
+        """Take what the source has queued; True if it names anything watched."""
+        named = self.source.read()
+        if named is None:
+            self.lost = True
+            return True
+        found = False
+        for path in named:
+            path = self.links.get(path, path)
+            if path in targets.files:
+                self.named.add(path)
+                found = True
+            elif (
+                path in targets.dirs or os.path.dirname(path) in targets.dirs
+            ) and not targets.rules.ignores_name(os.path.basename(path)):
+                self.relist = found = True
+        self.named_since_poll |= self.named
+        return found
+
+    def take(self) -> "set[str]":
+        named, self.named, self.relist = self.named, set(), False
+        return named
+
+    def heal(self, changed: "Iterable[str]", covered: "Iterable[str]") -> bool:
+        """After a safety poll: distrust the mounts of changes none named.
+
+        ``changed``: what the poll found changed, first sights left out;
+        ``covered``: the files the source covers. Returns True if a mount
+        is polled every check_time from now on.
+        """
+        unreported = set(changed).intersection(covered) - self.named_since_poll
+        self.named_since_poll = set()
+        healed = False
+        for path in sorted(unreported):
+            folder = os.path.dirname(path)
+            device = self.local.get(folder, (False, -1))[1]
+            if device in self.distrusted or device < 0:
+                continue
+            self.distrusted.add(device)
+            self.local.clear()  # decided again against the new distrust
+            point = _mount_of(folder, self.table)[0] if self.table else folder
+            _log.warning(
+                "%s changed and no notification said so: polling the files "
+                "under %s every check_time from now on",
+                _relative(path),
+                point or folder,
+            )
+            healed = True
+        return healed
 
 
 class _Watcher:
@@ -1155,6 +2113,11 @@ class _Watcher:
         self.restart_since = 0  # the settled scan's time, for the next run
         self.poll_lock = threading.Lock()
         self.reported: set[str] = set()
+        self.poll_only = os.environ.get(_POLL_ENV, "") not in ("", "0")
+        self.news: Optional[_News] = None  # made in the thread; see "Notifications"
+        self.news_failed = False
+        self.covered: set[str] = set()
+        self.next_safety_poll = 0.0
 
     @property
     def scan_count(self) -> int:
@@ -1173,23 +2136,77 @@ class _Watcher:
         import zlib  # noqa: F401  (for _digest)
 
         settle = min(_SETTLE, interval)
-        while not stop.wait(interval):
-            try:
-                # One poll at a time: a wait() and a start() may overlap.
-                with self.poll_lock:
-                    changed = self.poll(settle, stop)
-                    if changed and stop.is_set():
-                        self.pending.update(changed)
-                        self.unsettled = True  # the next run restarts for them
-                        changed = {}
-                if changed:
-                    on_change(changed)
-            except Exception as e:
-                self.report_once(
-                    f"scan:{type(e).__name__}:{e}",
-                    "scan or restart failed; the next scan runs as usual",
-                    exc_info=True,
-                )
+        try:
+            while not self.wait(interval, stop):
+                try:
+                    # One poll at a time: a wait() and a start() may overlap.
+                    with self.poll_lock:
+                        changed = self.poll(settle, stop)
+                        if changed and stop.is_set():
+                            self.pending.update(changed)
+                            self.unsettled = True  # the next run restarts for them
+                            changed = {}
+                    if changed:
+                        on_change(changed)
+                except Exception as e:
+                    self.report_once(
+                        f"scan:{type(e).__name__}:{e}",
+                        "scan or restart failed; the next scan runs as usual",
+                        exc_info=True,
+                    )
+        finally:
+            self.close_news()
+
+    def wait(self, interval: float, stop: "threading.Event") -> bool:
+        """Wait for the next poll, or news of a change; True if stopped."""
+        news = self.news
+        if news is None:
+            return stop.wait(interval)
+        try:
+            return news.wait(interval, stop, self.targets)
+        except (OSError, ValueError) as e:
+            self.news_failed = True
+            self.close_news()
+            _log.warning("notifications failed (%s): polling every file", e)
+            self.targets.modules_key = None  # files go back to the polled group
+            return stop.is_set()
+
+    def open_news(self) -> None:
+        """Make the notification source, after the first scan; see there."""
+        if _NOTIFIER is None or self.poll_only or self.news_failed:
+            return
+        try:
+            self.news = _News(_NOTIFIER)
+        except OSError as e:
+            self.news_failed = True
+            _log.debug("no notifications (%s): polling every file", e)
+            return
+        self.set_files()
+
+    def close_news(self) -> None:
+        news, self.news = self.news, None
+        if news is not None:
+            news.close()
+            self.covered = set()
+
+    def wake(self) -> None:
+        """End a wait() for news at once (stop() calls it)."""
+        news = self.news
+        if news is not None:
+            news.wake()
+
+    def forget_news(self) -> None:
+        """In a child forked after start(): the source is the parent's."""
+        news, self.news = self.news, None
+        if news is not None:
+            news.forget()
+
+    def set_files(self) -> None:
+        """Give the new list of files to the fingerprints, by group."""
+        targets = self.targets
+        if self.news is not None:
+            self.covered = self.news.cover(targets.files, list(targets.dirs))
+        self.prints.set_files(targets.files, targets.fresh, self.covered)
 
     def poll(self, settle: float, stop: "threading.Event") -> "dict[str, str]":
         """One scan; on a change, scan until the burst settles.
@@ -1230,9 +2247,30 @@ class _Watcher:
             self.targets.since = self.prints.since
             self.loops = handover.loops
             self.muted = {p for p, n in self.loops.items() if n >= _LOOP_RESTARTS}
-        if self.targets.refresh():
-            self.prints.set_files(self.targets.files, self.targets.fresh)
-        changed = self.prints.scan()
+        news = self.news
+        if news is not None:
+            news.drain(self.targets)  # what happened since the wake
+        full = news is None or news.lost or time.monotonic() >= self.next_safety_poll
+        relist = news is None or full or news.relist or news.relist_always
+        if self.targets.refresh(walk=relist):
+            self.set_files()
+        if full:
+            changed = self.prints.scan(everything=True)
+            if news is not None:
+                news.drain(self.targets)  # a change the stats saw is queued by now
+                first = self.prints.first_sights
+                if not news.lost and news.heal(
+                    [p for p in changed if p not in first], self.covered
+                ):
+                    self.set_files()
+                news.lost = False
+                news.take()
+            self.next_safety_poll = time.monotonic() + _SAFETY_POLL
+        else:
+            changed = self.prints.scan(everything=False)
+            changed.update(self.prints.check(news.take()))  # type: ignore[union-attr]
+        if news is None:
+            self.open_news()
         for path in self.muted.intersection(changed):
             del changed[path]
             self.report_once(
@@ -1304,6 +2342,10 @@ class _Watcher:
             self.reported.clear()
         self.reported.add(key)
         _log.log(level, message, *args, **kw)
+
+
+def _is_under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def _is_dir(mode: int) -> bool:
@@ -1883,6 +2925,8 @@ class _Wrapper:
             watch(path)
         for pattern in options.ignore:
             ignore(pattern)
+        if options.poll:
+            _state.watcher.poll_only = True
         interval = _check_interval(options.check_time)
         _state.start(None, interval, owner="wrapper")
         status = self.run_program(*target)
@@ -1927,6 +2971,12 @@ class _Wrapper:
             metavar="PATTERN",
             help="never count changes to paths matching PATTERN, a glob such as "
             "'*.log', 'data/*' or 'build' (repeatable)",
+        )
+        parser.add_argument(
+            "--poll",
+            action="store_true",
+            help="poll every file every check_time, never use the system's "
+            "change notifications (network drives, Docker and VM shares)",
         )
         parser.add_argument(
             "-q", "--quiet", action="store_true", help="log only errors"

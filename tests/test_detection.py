@@ -21,6 +21,13 @@ import pytest
 from conftest import RELOADER, ready_code, write
 from test_changes import log, program, runs, value, wait_scans, write_old
 
+
+@pytest.fixture
+def spawn(polling_spawn):
+    """These tests count scans: see conftest.polling_spawn."""
+    return polling_spawn
+
+
 # ---------------------------------------------------------------------------
 # Edits that keep mtime, size and inode: only the ctime (and the content)
 # tells. Each edits a file dated an hour back, in place, to the same size.

@@ -16,6 +16,13 @@ import pytest
 from conftest import write
 from test_changes import OLD_NS, WHEN, log, program, runs, spawn_and_change, wait_scans
 
+
+@pytest.fixture
+def spawn(polling_spawn):
+    """These tests count scans: see conftest.polling_spawn."""
+    return polling_spawn
+
+
 FOLDER_PROGRAM = """
 def listing(top):
     found = []
