@@ -114,3 +114,11 @@ def test_the_command_restarts_itself_with_its_own_command_line(
     output = child.output()
     assert output.count(f"reloader from {installed.parent}") == 2, output
     assert output.count("argv ['app.py', 'one']") == 2, output
+
+
+def test_the_command_names_itself_in_its_messages(installed, tmp_path):
+    command = installed / "reloader"
+    assert run(command, "--version", cwd=tmp_path).startswith("reloader ")
+    usage = run(command, "--help", cwd=tmp_path)
+    assert usage.startswith("usage: reloader [options] -m module [args...]\n")
+    assert "\n  reloader app.py --port 8000\n" in usage
