@@ -2,11 +2,15 @@
 
 Two ways to use it::
 
-    python -m reloader app.py [args...]      # run app.py, run it again on every save
-    python -m reloader -m package [args...]  # the same for a module
+    reloader app.py [args...]                # run app.py, run it again on every save
+    reloader -m package [args...]            # the same for a module
+    python -m reloader app.py [args...]      # the same command, also for a copy
 
     import reloader                          # inside a long-running program
     reloader.start()
+
+``pip install python-reloader`` installs this module and the ``reloader``
+command; or copy this one file into a project (it needs nothing else).
 
 A daemon thread polls the file of every imported module, and every path given
 to ``watch()``, every ``check_time`` milliseconds. When one changes, and the
@@ -224,7 +228,7 @@ def listening_socket(address: "Any", **kwargs: "Any") -> "socket.socket":
 
 
 def main(argv: "Sequence[str] | None" = None) -> int:
-    """Run the command line ``python -m reloader``; see ``--help``.
+    """Run the command line, ``reloader`` or ``python -m reloader``; see ``--help``.
 
     Runs the program in this process as ``python`` would, reports how it
     ended, then waits for a change to any file it involved and runs it again
