@@ -2,11 +2,15 @@
 
 Two ways to use it::
 
-    python -m reloader app.py [args...]      # run app.py, run it again on every save
-    python -m reloader -m package [args...]  # the same for a module
+    reloader app.py [args...]                # run app.py, run it again on every save
+    reloader -m package [args...]            # the same for a module
+    python -m reloader app.py [args...]      # the same command, also for a copy
 
     import reloader                          # inside a long-running program
     reloader.start()
+
+``pip install python-reloader`` installs this module and the ``reloader``
+command; or copy this one file into a project (it needs nothing else).
 
 A daemon thread polls the file of every imported module, and every path given
 to ``watch()``, every ``check_time`` milliseconds. When one changes, and the
@@ -63,8 +67,11 @@ import time
 # runs: mypy treats any name TYPE_CHECKING as true, the types below exist only
 # for it, and the annotations Python evaluates (a function's) are strings
 # where they name these types or use ``X | Y``, which 3.9 cannot evaluate.
+# The name is deleted at the end of the module (nothing public outside
+# ``__all__``); mypy reports any use of it after that.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     import ctypes
     import socket
     import subprocess
@@ -284,7 +291,7 @@ def listening_socket(address: "Any", **kwargs: "Any") -> "socket.socket":
 
 
 def main(argv: "Sequence[str] | None" = None) -> int:
-    """Run the command line ``python -m reloader``; see ``--help``.
+    """Run the command line, ``reloader`` or ``python -m reloader``; see ``--help``.
 
     Runs the program in this process as ``python`` would, reports how it
     ended, then waits for a change to any file it involved and runs it again
@@ -2902,10 +2909,34 @@ def _jsonable(value: "Any") -> "Any":
 # main() there: one state, seen by both the wrapper and the program. Only
 # that copy takes the RELOADER_* variables out of the environment.
 
+# argparse puts "usage: " (7 characters) before the first line only.
 _USAGE = """\
-python -m reloader [options] -m module [args...]
-       python -m reloader [options] path/to/script.py [args...]
-       python -m reloader [options] path/to/dir_or_zip [args...]"""
+%(prog)s [options] -m module [args...]
+       %(prog)s [options] path/to/script.py [args...]
+       %(prog)s [options] path/to/dir_or_zip [args...]"""
+
+_EPILOG = """\
+examples:
+  # run app.py with its arguments; run it again after every save
+  {prog} app.py --port 8000
+  # run a module, with its own options
+  {prog} -m flask --app app run
+  # also watch a folder and a file that are not Python modules
+  {prog} --watch templates --watch .env app.py
+  # run the tests again after each change, until they pass
+  {prog} --until-success -m pytest -x
+
+What is watched: the file of every module the program imports, and each
+--watch path (a folder: every file under it, new files included). A change
+restarts the program; when the program ends on its own, the next change runs
+it again. Never counted: editors' scratch files (*.swp, *~, .#*, 4913, ...),
+byte code (*.pyc, __pycache__), version-control and tool folders (.git,
+.tox, .mypy_cache, .idea, node_modules, ...), virtual environments, and paths
+matching --ignore. Messages go to standard error; standard output is the
+program's. Ctrl-C stops.
+
+More: the README at https://pypi.org/project/python-reloader/ and
+python -c "import reloader; help(reloader)"."""
 
 _VALUE_OPTIONS = ("--check-time", "--watch", "--ignore")
 
@@ -2922,6 +2953,11 @@ class _Wrapper:
         if _state.argv is None:
             _state.argv = _command_line()
         for path in options.watch:
+            if not os.path.exists(path):
+                _log.warning(
+                    "--watch %s: no such file or folder; watching for it to appear",
+                    path,
+                )
             watch(path)
         for pattern in options.ignore:
             ignore(pattern)
@@ -2937,51 +2973,8 @@ class _Wrapper:
         wait()
 
     def parse(self) -> "tuple[Any, tuple[str, str, list[str]]]":
-        import argparse
-
-        parser = argparse.ArgumentParser(
-            prog="python -m reloader",
-            usage=_USAGE,
-            description="Run a Python program; run it again when its source changes.",
-            allow_abbrev=False,
-        )
-        parser.add_argument(
-            "--until-success",
-            action="store_true",
-            help="stop after the program exits with status 0",
-        )
-        parser.add_argument(
-            "--check-time",
-            type=float,
-            default=500,
-            metavar="MS",
-            help="poll interval in milliseconds (default 500)",
-        )
-        parser.add_argument(
-            "--watch",
-            action="append",
-            default=[],
-            metavar="PATH",
-            help="also watch PATH, a file or a folder (repeatable)",
-        )
-        parser.add_argument(
-            "--ignore",
-            action="append",
-            default=[],
-            metavar="PATTERN",
-            help="never count changes to paths matching PATTERN, a glob such as "
-            "'*.log', 'data/*' or 'build' (repeatable)",
-        )
-        parser.add_argument(
-            "--poll",
-            action="store_true",
-            help="poll every file every check_time, never use the system's "
-            "change notifications (network drives, Docker and VM shares)",
-        )
-        parser.add_argument(
-            "-q", "--quiet", action="store_true", help="log only errors"
-        )
-        parser.add_argument("--version", action="version", version=__version__)
+        """The options and the program to run; exits 2 with a usage message."""
+        parser = _parser(_prog())
         prefix, target = _split_command_line(self.args)
         options = parser.parse_args(prefix)
         if target is None:
@@ -2990,8 +2983,11 @@ class _Wrapper:
             parser.error("argument -m: expected a module name")
         try:
             _check_interval(options.check_time)
-        except ValueError as e:
-            parser.error(str(e))
+        except ValueError:
+            parser.error(
+                "argument --check-time: must be a positive number of milliseconds,"
+                f" not {options.check_time:g}"
+            )
         return options, target
 
     def run_program(self, mode: str, name: str, args: "list[str]") -> int:
@@ -3005,7 +3001,9 @@ class _Wrapper:
                 _run_path(name)
         except SystemExit as e:
             status = _exit_status(e.code)
-            _log.info("%s exited with status %d", label, status)
+            # A failure shows under -q too; a clean exit is routine.
+            level = logging.INFO if status == 0 else logging.WARNING
+            _log.log(level, "%s exited with status %d", label, status)
             return status
         except _ProgramNotFound as e:
             _log.error("%s; watching for it to appear", e)
@@ -3034,6 +3032,74 @@ class _Wrapper:
             tb = tb.tb_next
 
 
+def _prog() -> str:
+    """The command as the user typed it, for the usage and help messages."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None:  # python -m reloader, or a vendored python -m pkg.reloader
+        return f"python -m {spec.name}"
+    # The reloader command, or a script of the user's that calls main().
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if name.lower().endswith(".exe"):  # the command on Windows
+        name = name[: -len(".exe")]
+    return name or "reloader"
+
+
+def _parser(prog: str) -> "argparse.ArgumentParser":
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        usage=_USAGE,
+        description="Run a Python program; run it again when its source changes.",
+        epilog=_EPILOG.format(prog=prog),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    parser.add_argument(
+        "--until-success",
+        action="store_true",
+        help="stop after the program exits with status 0",
+    )
+    parser.add_argument(
+        "--check-time",
+        type=float,
+        default=500,
+        metavar="MS",
+        help="poll interval in milliseconds (default 500)",
+    )
+    parser.add_argument(
+        "--watch",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="also watch PATH, a file or a folder (repeatable)",
+    )
+    parser.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="never count changes to paths matching PATTERN, a glob such as "
+        "'*.log', 'data/*' or 'build' (repeatable)",
+    )
+    parser.add_argument(
+        "--poll",
+        action="store_true",
+        help="poll every file every check_time, never use the system's change "
+        "notifications (for network drives, Docker and VM shares)",
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="log only warnings, errors and runs that failed",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"reloader {__version__}"
+    )
+    return parser
+
+
 def _split_command_line(
     args: "list[str]",
 ) -> "tuple[list[str], tuple[str, str, list[str]] | None]":
@@ -3058,7 +3124,8 @@ def _split_command_line(
 
 
 def _configure_logging(quiet: bool) -> None:
-    _log.setLevel(logging.ERROR if quiet else logging.INFO)
+    # -q keeps warnings: a run that failed is reported at that level.
+    _log.setLevel(logging.WARNING if quiet else logging.INFO)
     if logging.getLogger().handlers or _log.handlers:
         return
     # Our own handler, not the root's: a handler on the root logger would turn
@@ -3189,6 +3256,9 @@ def _program_traceback(error: "BaseException") -> "Any":
         tb = tb.tb_next
     return tb
 
+
+# See "Import cost" at the top: the last use of TYPE_CHECKING is above.
+del TYPE_CHECKING
 
 _state = _State(own_environment=__name__ != "__main__")
 if hasattr(os, "register_at_fork"):
