@@ -1300,11 +1300,14 @@ def _digest(path: str) -> "list[int]":
 # A burst: after a notification the watcher waits for _SETTLE of quiet (50
 # ms is the shortest that does not split a 30-file checkout on a loaded
 # machine), then decides on the files named. Notifications about nothing
-# watched (a log written beside the modules) are read in batches: after such
-# a read the watcher sleeps _SETTLE before the next, so a busy writer costs
-# a read per 50 ms, not one per write.
+# watched (a log written beside the modules) are read in batches: once more
+# than _IDLE_READS such reads came within _SETTLE, the watcher sleeps _SETTLE
+# before the next, so a busy writer costs a read per 50 ms, not one per
+# write, while an editor's temporary file delays nothing.
 
 _SAFETY_POLL = 10.0
+_FIRST_SCAN = 0.5  # seconds after start() at the latest
+_IDLE_READS = 3  # reads naming nothing watched within _SETTLE, before batching
 _POLL_ENV = "RELOADER_POLL"
 
 # The inotify(7) constants, from <sys/inotify.h>; they are the same on every
@@ -1970,6 +1973,7 @@ class _News:
         self.lost = True  # the first scan with news is a full one: see _Watcher
         self.relist = False  # a watched folder's listing may have changed
         self.relist_always = False  # some watched folder is not covered
+        self.idle_reads: list[float] = []  # when reads named nothing watched
 
     def close(self) -> None:
         self.source.close()
@@ -2044,9 +2048,13 @@ class _News:
             if fd in ready:
                 if self.drain(targets):
                     return False
-                # Nothing watched: read the next news in a batch; see
-                # "Notifications".
-                if stop.wait(_SETTLE):
+                # Nothing watched: a few such reads (an editor's temporary
+                # file) are read at once, a stream of them (a log) in
+                # batches; see "Notifications".
+                now = time.monotonic()
+                self.idle_reads = [t for t in self.idle_reads if now - t < _SETTLE]
+                self.idle_reads.append(now)
+                if len(self.idle_reads) > _IDLE_READS and stop.wait(_SETTLE):
                     return True
 
     def drain(self, targets: _Targets) -> bool:
@@ -2143,8 +2151,12 @@ class _Watcher:
         import zlib  # noqa: F401  (for _digest)
 
         settle = min(_SETTLE, interval)
+        # The first scan comes soon whatever the interval: notifications,
+        # which start after it, cover the files from then on.
+        wait = min(interval, _FIRST_SCAN)
         try:
-            while not self.wait(interval, stop):
+            while not self.wait(wait, stop):
+                wait = interval
                 try:
                     # One poll at a time: a wait() and a start() may overlap.
                     with self.poll_lock:
@@ -2294,17 +2306,18 @@ class _Watcher:
         """The restart-loop counts for the next run; see _LOOP_RESTARTS.
 
         A restart counts when every file that caused it changed within
-        _EARLY_NS of this run's start and is no module's source (the
-        program's own code is the user's, not a file it writes).
+        _EARLY_NS of this run's start and is no Python source (the program's
+        own code is the user's to edit, not a file it writes as it starts).
         """
         kept = {p: n for p, n in self.loops.items() if n >= _LOOP_RESTARTS}
-        modules = set(_module_paths(self.targets.cwd))
         for path in ready:
+            if path.endswith((".py", ".pyw")):
+                return kept
             try:
-                st = os.stat(path)
+                stamp = _newest_stamp(os.stat(path))
             except OSError:
                 return kept
-            if path in modules or _newest_stamp(st) - self.prints.since > _EARLY_NS:
+            if stamp - self.prints.since > _EARLY_NS:
                 return kept
         return {**kept, **{p: self.loops.get(p, 0) + 1 for p in ready}}
 
