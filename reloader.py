@@ -598,8 +598,9 @@ def _newest_stamp(st: "os.stat_result") -> int:
 class _Handover:
     """What one run of the watcher tells the next through ``execv``.
 
-    The reference time, the content digests of recently written files, and
-    the restart-loop counts; carried in RELOADER_WATCH as
+    The reference time, the content digests of recently written files, the
+    restart-loop counts, and the devices whose notifications proved
+    incomplete (see "Notifications"); carried in RELOADER_WATCH as
     ``kind:pid:json``, where kind is ``exec`` (the pid is this process's) or
     ``spawn`` (the parent's).
     """
@@ -608,6 +609,7 @@ class _Handover:
         self.since = 0
         self.digests: dict[str, list[int]] = {}
         self.loops: dict[str, int] = {}
+        self.distrusted: list[int] = []
         kind, _, rest = value.partition(":")
         pid, _, data = rest.partition(":")
         expected = os.getpid() if kind == "exec" else os.getppid()
@@ -622,12 +624,18 @@ class _Handover:
                 self.since, self.digests = since, digests
             if isinstance(loops, dict):
                 self.loops = loops
+            distrusted = parsed.get("distrusted", [])
+            if isinstance(distrusted, list):
+                self.distrusted = [d for d in distrusted if isinstance(d, int)]
         except (ValueError, KeyError, TypeError):
             _log.debug("ignoring a malformed %s", _WATCH_ENV)
 
     @staticmethod
     def write(
-        since: int, digests: "dict[str, list[int]]", loops: "dict[str, int]"
+        since: int,
+        digests: "dict[str, list[int]]",
+        loops: "dict[str, int]",
+        distrusted: "Iterable[int]",
     ) -> str:
         """The JSON part of the value; the restart puts kind and pid before it."""
         import json
@@ -639,7 +647,13 @@ class _Handover:
             if size > _HANDOVER_MAX_BYTES:
                 break  # the rest are decided by their stamps
             kept[path] = digest
-        return json.dumps({"since": since, "digests": kept, "loops": loops})
+        data = {
+            "since": since,
+            "digests": kept,
+            "loops": loops,
+            "distrusted": sorted(distrusted),
+        }
+        return json.dumps(data)
 
 
 def _process_start_ns() -> int:
@@ -1958,7 +1972,9 @@ class _News:
     incomplete (``heal()``). Raises ``OSError`` if the source cannot be made.
     """
 
-    def __init__(self, kind: "type[_Inotify | _Kqueue]") -> None:
+    def __init__(
+        self, kind: "type[_Inotify | _Kqueue]", distrusted: "set[int]"
+    ) -> None:
         self.source = kind()
         # wake() writes here so that stop() ends a select() at once.
         self.wake_r, self.wake_w = os.pipe()
@@ -1966,7 +1982,7 @@ class _News:
             os.set_blocking(self.wake_w, False)
         self.table = _mount_table() if sys.platform.startswith("linux") else []
         self.local: dict[str, tuple[bool, int]] = {}  # folder: (trusted, device)
-        self.distrusted: set[int] = set()  # devices a safety poll caught out
+        self.distrusted = distrusted  # devices a safety poll caught out
         self.links: dict[str, str] = {}  # a symlinked file's real path: its path
         self.named: set[str] = set()
         self.named_since_poll: set[str] = set()
@@ -2034,6 +2050,8 @@ class _News:
         """
         import select
 
+        if self.lost:
+            return stop.is_set()  # a full scan is due now
         deadline = time.monotonic() + interval
         while True:
             timeout = deadline - time.monotonic()
@@ -2131,6 +2149,7 @@ class _Watcher:
         self.poll_only = os.environ.get(_POLL_ENV, "") not in ("", "0")
         self.news: Optional[_News] = None  # made in the thread; see "Notifications"
         self.news_failed = False
+        self.distrusted: set[int] = set()  # devices, until news takes them
         self.covered: set[str] = set()
         self.next_safety_poll = 0.0
 
@@ -2195,7 +2214,7 @@ class _Watcher:
         if _NOTIFIER is None or self.poll_only or self.news_failed:
             return
         try:
-            self.news = _News(_NOTIFIER)
+            self.news = _News(_NOTIFIER, self.distrusted)
         except OSError as e:
             self.news_failed = True
             _log.debug("no notifications (%s): polling every file", e)
@@ -2266,6 +2285,7 @@ class _Watcher:
             self.targets.since = self.prints.since
             self.loops = handover.loops
             self.muted = {p for p, n in self.loops.items() if n >= _LOOP_RESTARTS}
+            self.distrusted = set(handover.distrusted)
         news = self.news
         if news is not None:
             news.drain(self.targets)  # what happened since the wake
@@ -2287,7 +2307,9 @@ class _Watcher:
             self.next_safety_poll = time.monotonic() + _SAFETY_POLL
         else:
             changed = self.prints.scan(everything=False)
-            changed.update(self.prints.check(news.take()))  # type: ignore[union-attr]
+            # The files a relisting found new are news too.
+            named = news.take() | set(self.targets.fresh)  # type: ignore[union-attr]
+            changed.update(self.prints.check(named))
         if news is None:
             self.open_news()
         for path in self.muted.intersection(changed):
@@ -2326,7 +2348,8 @@ class _Watcher:
         since = self.restart_since or time.time_ns()
         loops = self.next_loops if self.restart_since else {}
         self.restart_since = 0
-        return _Handover.write(since, self.prints.recent_digests(), loops)
+        distrusted = self.distrusted if self.news is None else self.news.distrusted
+        return _Handover.write(since, self.prints.recent_digests(), loops, distrusted)
 
     def does_not_compile(self, path: str) -> bool:
         if not path.endswith(".py"):
