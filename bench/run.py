@@ -1472,7 +1472,7 @@ HOW_MEASURED = {
 }
 
 
-def _watchers(bench: Bench, with_tornado: bool = True) -> list[Watcher]:
+def _watchers(bench: Bench, section: str) -> list[Watcher]:
     """reloader, then the peers installed when --peers was given."""
     watchers = [Watcher("reloader", sys.executable)]
     if not bench.peers:
@@ -1485,11 +1485,11 @@ def _watchers(bench: Bench, with_tornado: bool = True) -> list[Watcher]:
         missing = ", ".join(sorted(peer for peer, v in found.items() if not v))
         if missing:
             note = f"in {python}; see bench/README.md"
-            bench.add("idlecpu", "peers not installed", [], text=missing, note=note)
+            bench.add(section, "peers not installed", [], text=missing, note=note)
     python = bench.details["watchers"]["python"]
     for kind in ("watchfiles", "uvicorn", "tornado"):
         version = bench.details["watchers"]["versions"][kind]
-        if version and (with_tornado or kind != "tornado"):
+        if version:
             watchers.append(Watcher(kind, python, version))
     return watchers
 
@@ -1677,7 +1677,7 @@ IDLECPU_TARGETS = {2000: 0.15, 10000: 0.40}
 
 def section_idlecpu(bench: Bench) -> None:
     plan = bench.plan
-    watchers = _watchers(bench)
+    watchers = _watchers(bench, "idlecpu")
     for n in plan.idlecpu_sizes:
         folder = _project(bench, n)
         pcts: dict[str, list[float]] = {w.kind: [] for w in watchers}
@@ -1706,7 +1706,7 @@ def section_idlecpu(bench: Bench) -> None:
 
 def section_save(bench: Bench) -> None:
     plan, n = bench.plan, SAVE_N
-    watchers = _watchers(bench)
+    watchers = _watchers(bench, "save")
     folder = _project(bench, n)
     target = os.path.join(folder, "bench_save_target.py")
     results: dict[str, list[float]] = {w.kind: [] for w in watchers}
@@ -1780,7 +1780,7 @@ def section_tree(bench: Bench) -> None:
     files = plan.tree_dirs * TREE_FILES_PER_DIR
     app, tree, targets = _tree(bench, plan.tree_dirs)
     random.shuffle(targets)
-    watchers = _watchers(bench)
+    watchers = _watchers(bench, "tree")
     pcts: dict[str, list[float]] = {w.kind: [] for w in watchers}
     hows: dict[str, str] = {}
     for _ in range(plan.tree_idle_runs):
