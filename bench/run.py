@@ -2,10 +2,11 @@
 
 Run from the repository root::
 
-    python bench/run.py             # full run, about 4 minutes
-    python bench/run.py --quick     # every row, fewer samples: about 1 minute
-    python bench/run.py --peers     # add tornado, werkzeug, Django, gunicorn
-                                    # and hupper (from bench/.venv if present)
+    python bench/run.py             # full run, about 7 minutes
+    python bench/run.py --quick     # every row, fewer samples: under 2 minutes
+    python bench/run.py --peers     # add tornado, werkzeug, Django, gunicorn,
+                                    # hupper, watchfiles and uvicorn --reload
+                                    # (from bench/.venv if present)
     python bench/run.py --json results.json
 
 It prints one table; nothing in it is asserted (the machine is shared, so the
@@ -51,17 +52,37 @@ mapped back to its ``.py``, computed in the same process.
 6. *Memory*: ``tracemalloc`` snapshots before ``start()`` and once the second
    scan is counted, N = 10 000; the growth of the blocks with a
    ``reloader.py`` frame on their stack, over the watched files.
-7. *Peers* (``--peers``): rows 1 to 3 for the reloaders of the peers that
+7. *Idle CPU of the whole watcher* (``idlecpu``), N = 2 000 and 10 000
+   (2 000 with ``--quick``): a program imports N modules and idles under
+   each watcher; the CPU clock of the process that watches (for reloader
+   and tornado the program's own, all threads; for watchfiles and uvicorn
+   --reload their watcher process, not the program they run) over a window
+   of idling, in % of one core, at each one's default interval. The
+   watchers take turns, in rounds.
+8. *Save -> restart begins* (``save``): the same program with N = 2 000
+   under each watcher; the parent saves a module as editors do (a temporary
+   file renamed over it) at a random moment 0.5 to 1 s after the program
+   said ready; from the end of the rename to the moment the restart begins:
+   reloader's and tornado's reload hooks, the SIGINT watchfiles sends, the
+   SIGTERM uvicorn sends to its server worker.
+9. *A watched tree* (``tree``): 50 000 files in 500 folders (10 000 in 100
+   with ``--quick``), ``reloader.watch()``-ed (what ``--watch`` does): the
+   idle CPU and the save -> restart of rows 7 and 8, a file of a different
+   folder each save.
+10. *Peers* (``--peers``): rows 1 to 3 for the reloaders of the peers that
    are installed. Their scans are called directly in a loop and timed with
    ``time.thread_time()``; their idle CPU is their own loop, run in threads
-   at their own default interval.
+   at their own default interval. With ``--peers``, rows 7 to 9 also run
+   watchfiles, uvicorn --reload and tornado beside reloader.
 
 Private names read from reloader, for benchmarking only: the scan counter
 (``_state.scan_count`` or ``_state.watcher.scan_count``) and ``_SETTLE``.
 
 Options ``--reloader PATH`` (a ``reloader.py`` to measure instead of the
 repository's), ``--only SECTIONS`` and ``--settle MS`` are for developing the
-benchmark; ``--child`` is how the benchmark runs itself in a subprocess.
+benchmark (``--only idlecpu,save --peers`` runs those sections with the peers
+beside reloader, without section 10); ``--child`` is how the benchmark runs
+itself in a subprocess.
 """
 
 from __future__ import annotations
@@ -871,6 +892,20 @@ elif mode == "tornado":
         await asyncio.Event().wait()
 
     asyncio.run(main())
+elif mode == "watchfiles":  # watchfiles.watch() in the program, defaults
+    import threading
+
+    import watchfiles
+
+    def watching():
+        for _changes in watchfiles.watch(os.environ["RELOADER_BENCH_WATCHED"]):
+            record("restart")
+            os.execv(sys.executable, [sys.executable, *sys.argv])
+
+    threading.Thread(target=watching, daemon=True).start()
+    record("ready")
+    while True:
+        time.sleep(3600)
 else:  # run by a watcher process, which signals it to end
 
     def stopped(signum, frame):
@@ -1455,7 +1490,7 @@ RESTART_TIMEOUT = 60.0  # s: polling a tree of 50 000 files takes seconds
 class Watcher:
     """One way of running the program: reloader, or a peer watching it."""
 
-    kind: str  # reloader, tornado, watchfiles, uvicorn
+    kind: str  # reloader, watchfiles, watchfiles.watch, uvicorn, tornado
     python: str
     version: str = ""
 
@@ -1468,6 +1503,8 @@ HOW_MEASURED = {
     "reloader": "the program's process (its main thread sleeps)",
     "tornado": "the program's process (its IOLoop waits)",
     "watchfiles": "the watchfiles process, not the program it runs",
+    "watchfiles.watch": "the program's process (a thread in watch(), the main "
+    "thread sleeps)",
     "uvicorn": "the reloader process of uvicorn --reload, not its server worker",
 }
 
@@ -1487,8 +1524,9 @@ def _watchers(bench: Bench, section: str) -> list[Watcher]:
             note = f"in {python}; see bench/README.md"
             bench.add(section, "peers not installed", [], text=missing, note=note)
     python = bench.details["watchers"]["python"]
-    for kind in ("watchfiles", "uvicorn", "tornado"):
-        version = bench.details["watchers"]["versions"][kind]
+    versions = bench.details["watchers"]["versions"]
+    for kind in ("watchfiles", "watchfiles.watch", "uvicorn", "tornado"):
+        version = versions[kind.partition(".")[0]]
         if version:
             watchers.append(Watcher(kind, python, version))
     return watchers
@@ -1542,6 +1580,8 @@ class _Program:
             pythonpath = bench.reloader_dir
         elif watcher.kind == "tornado":
             cmd = [watcher.python, app, "tornado"]
+        elif watcher.kind == "watchfiles.watch":
+            cmd = [watcher.python, app, "watchfiles"]
         elif watcher.kind == "watchfiles":
             # What `watchfiles --filter python 'python app.py' folder` does.
             program = f"{watcher.python} {app} plain"
@@ -1553,6 +1593,7 @@ class _Program:
         env = bench.env(pythonpath)
         env["RELOADER_BENCH_EVENTS"] = self.events
         env["RELOADER_BENCH_N"] = str(n)
+        env["RELOADER_BENCH_WATCHED"] = watched
         if tree:
             env["RELOADER_BENCH_TREE"] = tree
         with open(self.log, "wb") as out:
@@ -1657,19 +1698,33 @@ def _save_latencies(
     return latencies
 
 
-def _ratio_row(
-    bench: Bench, section: str, name: str, mine: list[float], theirs: list[float]
+def _flat(rounds: list[list[float]]) -> list[float]:
+    return [value for samples in rounds for value in samples]
+
+
+def _ratio_rows(
+    bench: Bench, section: str, name: str, rounds: dict[str, list[list[float]]]
 ) -> None:
-    """reloader's median over watchfiles', target below 1."""
-    ratio = _median(mine) / _median(theirs) if _median(theirs) else float("inf")
-    bench.add(
-        section,
-        name,
-        [ratio],
-        target="<= 1.00",
-        ok=ratio <= 1.0,
-        note=f"medians: reloader {_median(mine):.3f}, watchfiles {_median(theirs):.3f}",
-    )
+    """reloader over each watchfiles: the ratio of their medians in each round.
+
+    A round runs each watcher once, one after the other: the ratio of one
+    round compares runs made minutes apart at most, under the same load.
+    """
+    for peer in ("watchfiles", "watchfiles.watch"):
+        if peer not in rounds:
+            continue
+        ratios = [
+            _median(mine) / _median(theirs) if _median(theirs) else float("inf")
+            for mine, theirs in zip(rounds["reloader"], rounds[peer])
+        ]
+        bench.add(
+            section,
+            f"{name}: reloader / {peer}",
+            ratios,
+            target="<= 1.00",
+            ok=_median(ratios) <= 1.0,
+            note=f"per round, median over median; {len(ratios)} round(s)",
+        )
 
 
 IDLECPU_TARGETS = {2000: 0.15, 10000: 0.40}
@@ -1680,14 +1735,15 @@ def section_idlecpu(bench: Bench) -> None:
     watchers = _watchers(bench, "idlecpu")
     for n in plan.idlecpu_sizes:
         folder = _project(bench, n)
-        pcts: dict[str, list[float]] = {w.kind: [] for w in watchers}
+        rounds: dict[str, list[list[float]]] = {w.kind: [] for w in watchers}
         hows: dict[str, str] = {}
         for _ in range(plan.idlecpu_runs):  # rounds: every watcher once
             for watcher in watchers:
                 pct, hows[watcher.kind] = _idle_pct(
                     bench, watcher, folder, n, plan.idlecpu_seconds
                 )
-                pcts[watcher.kind].append(pct)
+                rounds[watcher.kind].append([pct])
+        pcts = {kind: _flat(samples) for kind, samples in rounds.items()}
         for watcher in watchers:
             limit = IDLECPU_TARGETS.get(n) if watcher.kind == "reloader" else None
             bench.add(
@@ -1699,9 +1755,7 @@ def section_idlecpu(bench: Bench) -> None:
                 note=f"{plan.idlecpu_runs} x {plan.idlecpu_seconds:g} s; "
                 f"{hows[watcher.kind]}",
             )
-        if "watchfiles" in pcts:
-            name = f"idle CPU, N={n}: reloader / watchfiles"
-            _ratio_row(bench, "idlecpu", name, pcts["reloader"], pcts["watchfiles"])
+        _ratio_rows(bench, "idlecpu", f"idle CPU, N={n}", rounds)
 
 
 def section_save(bench: Bench) -> None:
@@ -1709,14 +1763,15 @@ def section_save(bench: Bench) -> None:
     watchers = _watchers(bench, "save")
     folder = _project(bench, n)
     target = os.path.join(folder, "bench_save_target.py")
-    results: dict[str, list[float]] = {w.kind: [] for w in watchers}
+    rounds: dict[str, list[list[float]]] = {w.kind: [] for w in watchers}
     for _ in range(plan.save_rounds):  # rounds: every watcher once
         for watcher in watchers:
-            results[watcher.kind].extend(
+            rounds[watcher.kind].append(
                 _save_latencies(
                     bench, watcher, folder, n, [target], plan.save_per_round
                 )
             )
+    results = {kind: _flat(samples) for kind, samples in rounds.items()}
     for watcher in watchers:
         ms = [1000 * latency for latency in results[watcher.kind]]
         target_text, ok = "", None
@@ -1733,15 +1788,14 @@ def section_save(bench: Bench) -> None:
             note=f"{len(ms)} saves (temp file + rename), {plan.save_rounds} "
             f"round(s); default interval; {HOW_RESTART[watcher.kind]}",
         )
-    if "watchfiles" in results:
-        name = "save -> restart, median: reloader / watchfiles"
-        _ratio_row(bench, "save", name, results["reloader"], results["watchfiles"])
+    _ratio_rows(bench, "save", "save -> restart", rounds)
 
 
 HOW_RESTART = {
     "reloader": "restart begins: its reload hook",
     "tornado": "restart begins: its reload hook",
     "watchfiles": "restart begins: the program gets SIGINT",
+    "watchfiles.watch": "restart begins: watch() yields the change",
     "uvicorn": "restart begins: the server worker gets SIGTERM",
 }
 
@@ -1781,14 +1835,15 @@ def section_tree(bench: Bench) -> None:
     app, tree, targets = _tree(bench, plan.tree_dirs)
     random.shuffle(targets)
     watchers = _watchers(bench, "tree")
-    pcts: dict[str, list[float]] = {w.kind: [] for w in watchers}
+    rounds: dict[str, list[list[float]]] = {w.kind: [] for w in watchers}
     hows: dict[str, str] = {}
-    for _ in range(plan.tree_idle_runs):
+    for _ in range(plan.tree_idle_runs):  # rounds: every watcher once
         for watcher in watchers:
             pct, hows[watcher.kind] = _idle_pct(
                 bench, watcher, app, 0, plan.tree_idle_seconds, tree
             )
-            pcts[watcher.kind].append(pct)
+            rounds[watcher.kind].append([pct])
+    pcts = {kind: _flat(samples) for kind, samples in rounds.items()}
     latencies = {
         w.kind: _save_latencies(bench, w, app, 0, targets, plan.tree_saves, tree)
         for w in watchers
@@ -1804,6 +1859,7 @@ def section_tree(bench: Bench) -> None:
             note=f"{plan.tree_dirs} folders; {plan.tree_idle_runs} x "
             f"{plan.tree_idle_seconds:g} s; {hows[watcher.kind]}",
         )
+    _ratio_rows(bench, "tree", f"tree of {files} files, idle CPU", rounds)
     for watcher in watchers:
         mine = watcher.kind == "reloader"
         ms = [1000 * latency for latency in latencies[watcher.kind]]
@@ -1817,6 +1873,8 @@ def section_tree(bench: Bench) -> None:
             note=f"{len(ms)} saves of files in different folders; "
             f"{HOW_RESTART[watcher.kind]}",
         )
+    one_round = {kind: [samples] for kind, samples in latencies.items()}
+    _ratio_rows(bench, "tree", f"tree of {files} files, save -> restart", one_round)
 
 
 # Section 10: peers.
