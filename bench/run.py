@@ -54,9 +54,10 @@ mapped back to its ``.py``, computed in the same process.
    ``reloader.py`` frame on their stack, over the watched files.
 7. *Idle CPU of the whole watcher* (``idlecpu``), N = 2 000 and 10 000
    (2 000 with ``--quick``): a program imports N modules and idles under
-   each watcher; the CPU clock of the process that watches (for reloader
-   and tornado the program's own, all threads; for watchfiles and uvicorn
-   --reload their watcher process, not the program they run) over a window
+   each watcher; the CPU clock of the process that watches (for reloader,
+   tornado and watchfiles.watch() the program's own, all threads; for the
+   watchfiles command and uvicorn --reload their watcher process, not the
+   program they run) over a window
    of idling, in % of one core, at each one's default interval. The
    watchers take turns, in rounds.
 8. *Save -> restart begins* (``save``): the same program with N = 2 000
@@ -73,7 +74,9 @@ mapped back to its ``.py``, computed in the same process.
    are installed. Their scans are called directly in a loop and timed with
    ``time.thread_time()``; their idle CPU is their own loop, run in threads
    at their own default interval. With ``--peers``, rows 7 to 9 also run
-   watchfiles, uvicorn --reload and tornado beside reloader.
+   watchfiles (its command line, and ``watchfiles.watch()`` in a thread of
+   the program), uvicorn --reload and tornado beside reloader, with rows of
+   reloader's median over watchfiles', per round.
 
 Private names read from reloader, for benchmarking only: the scan counter
 (``_state.scan_count`` or ``_state.watcher.scan_count``) and ``_SETTLE``.
