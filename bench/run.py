@@ -57,9 +57,8 @@ mapped back to its ``.py``, computed in the same process.
    each watcher; the CPU clock of the process that watches (for reloader,
    tornado and watchfiles.watch() the program's own, all threads; for the
    watchfiles command and uvicorn --reload their watcher process, not the
-   program they run) over a window
-   of idling, in % of one core, at each one's default interval. The
-   watchers take turns, in rounds.
+   program they run) over a window of idling, in % of one core, at each
+   one's default interval. The watchers take turns, in rounds.
 8. *Save -> restart begins* (``save``): the same program with N = 2 000
    under each watcher; the parent saves a module as editors do (a temporary
    file renamed over it) at a random moment 0.5 to 1 s after the program
