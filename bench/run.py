@@ -380,6 +380,9 @@ def _paced_floor_per_scan(paths: list[str], interval: float, seconds: float) -> 
 
 
 def child_scan(args: dict[str, Any]) -> dict[str, Any]:
+    # The cost of a poll, where polling runs (network and VM file systems,
+    # --poll): notifications would leave most scans with nothing to stat.
+    os.environ["RELOADER_POLL"] = "1"
     _import_modules(args["n"])
     import reloader
 
@@ -435,6 +438,7 @@ OTHER_FS_NAMES = ("scandir", "listdir")
 def child_stats(args: dict[str, Any]) -> dict[str, Any]:
     # Wrap before the import, in case reloader binds os.stat to a name.
     counter = _CallCounter(STAT_NAMES + OTHER_FS_NAMES)
+    os.environ["RELOADER_POLL"] = "1"  # the polling scan, as in child_scan
     _import_modules(args["n"])
     import reloader
 
