@@ -1,4 +1,4 @@
-"""The notification sources themselves: inotify against the real kernel, kqueue simulated.
+"""The notification sources: inotify against the kernel, kqueue simulated.
 
 The one test file that uses private names: the sources are private classes,
 and the kqueue source cannot run on Linux at all, so its tests drive the real
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from reloader import (
     _Inotify,
     _Kqueue,
