@@ -1045,6 +1045,7 @@ class _Prints:
         self.seen: dict[str, _Seen] = {}
         self.recent: dict[str, None] = {}  # the paths whose _Seen has a digest
         self.first_sights: set[str] = set()  # of the last scan or check
+        self.unseen: set[str] = set()  # notified files not stat'ed yet
         self.scan_count = 0
 
     def take(self, handover: _Handover) -> None:
@@ -1082,6 +1083,9 @@ class _Prints:
                 lists[path in notified].append(path)
         for group, paths in zip((self.polled, self.notified), lists):
             group.set(paths, [old.get(path) for path in paths])
+        # Not seen yet, and no notification will say so: a module imported
+        # since the last scan may have been edited before it was watched.
+        self.unseen = {p for p, q in zip(lists[1], self.notified.quick) if q is None}
         if len(self.seen) > len(files) + 10_000:
             for path in [p for p in self.seen if p not in files]:
                 del self.seen[path]
@@ -2091,6 +2095,10 @@ class _News:
                 path in targets.dirs or os.path.dirname(path) in targets.dirs
             ) and not targets.rules.ignores_name(os.path.basename(path)):
                 self.relist = found = True
+            elif path.endswith(".py"):
+                # Perhaps a module imported since the last look, not in the
+                # list yet: the scan this wakes brings the list up to date.
+                found = True
         self.named_since_poll |= self.named
         return found
 
@@ -2295,6 +2303,7 @@ class _Watcher:
             self.set_files()
         if full:
             changed = self.prints.scan(everything=True)
+            self.prints.unseen = set()
             if news is not None:
                 news.drain(self.targets)  # a change the stats saw is queued by now
                 first = self.prints.first_sights
@@ -2307,8 +2316,10 @@ class _Watcher:
             self.next_safety_poll = time.monotonic() + _SAFETY_POLL
         else:
             changed = self.prints.scan(everything=False)
-            # The files a relisting found new are news too.
-            named = news.take() | set(self.targets.fresh)  # type: ignore[union-attr]
+            # Files not seen yet (new modules, files a relisting found) are
+            # news too: no notification told of what happened before.
+            named = news.take() | self.prints.unseen  # type: ignore[union-attr]
+            self.prints.unseen = set()
             changed.update(self.prints.check(named))
         if news is None:
             self.open_news()

@@ -391,3 +391,28 @@ def test_poll_environment_variable_uses_no_notifications(spawn, tmp_path):
     wait_scans(child, tmp_path, count=4)
     in_place(mod)
     child.wait_for(r"^ready run=2 ")
+
+
+# ---------------------------------------------------------------------------
+# A module imported after the watcher started, edited before it is watched.
+
+IMPORTS_LATE = """
+import late
+
+if not hasattr(late, "EDITED"):
+    with open(late.__file__, "a") as f:  # an edit right after the import
+        f.write("EDITED = True\\n")
+"""
+
+
+def test_module_imported_late_and_edited_at_once_restarts_without_a_full_scan(
+    spawn, tmp_path
+):
+    write(tmp_path / "lib" / "mod.py", value("A"))
+    write(tmp_path / "lib" / "late.py", value("late"))
+    child = spawn(notified_program(tmp_path, "import mod\n", after=IMPORTS_LATE))
+    child.wait_for(r"^ready run=1 ")
+    before = scans(tmp_path)
+    restarted_without_a_full_scan(child, before)
+    child.wait_for(r"^ready run=2 ")
+    assert "lib/late.py modified; restarting" in child.output()
