@@ -752,7 +752,17 @@ class _Rules:
             return False
         for base in bases:
             prefix = base.rstrip(os.sep) + os.sep
-            if path.startswith(prefix) and match(os.path.normcase(path[len(prefix) :])):
+            if not path.startswith(prefix):
+                continue
+            relative = os.path.normcase(path[len(prefix) :])
+            if match(relative):
+                return True
+            # A pattern that names a folder ignores what is under it.
+            folders = relative.split(os.sep)[:-1]
+            if any(
+                match(folder) or match(os.sep.join(folders[: i + 1]))
+                for i, folder in enumerate(folders)
+            ):
                 return True
         return False
 
@@ -944,6 +954,13 @@ class _Targets:
             # are old (a mv keeps them).
             self.fresh += [file for file in folder.files if file not in before]
         return old is None or old.files != folder.files or old.dirs != folder.dirs
+
+    def ignores(self, path: str) -> bool:
+        """Is ``path``, in a watched folder, left out by the rules?"""
+        rules = self.rules
+        return rules.ignores_name(os.path.basename(path)) or rules.ignores_path(
+            path, [self.cwd, *self.roots]
+        )
 
     def report_once(self, key: str, message: str, *args: object) -> None:
         if key not in self.reported:
@@ -1309,7 +1326,12 @@ def _digest(path: str) -> "list[int]":
 # the safety poll, every _SAFETY_POLL seconds. Every other file (network and
 # virtual-machine file systems, where notifications may never come; folders
 # the source could not watch, past a limit) is polled every check_time, as
-# without notifications. If a safety poll finds a change that no
+# without notifications. The safety poll of many files is spread out so that
+# it costs no more than _SAFETY_BUDGET of a core (2 000 files: every 10 s,
+# 50 000 files: every 5 minutes), and with nothing to poll the watcher wakes
+# every _IDLE_TICK only, to look for new modules (a notification about a .py
+# file, or a file new in a watched folder, wakes it at once). If a safety
+# poll finds a change that no
 # notification reported, that mount is polled every check_time from then on,
 # with one log line. If the source loses track (its queue overflowed, a
 # watched folder was replaced), the next scan is a full one; if it fails,
@@ -1323,7 +1345,9 @@ def _digest(path: str) -> "list[int]":
 # before the next, so a busy writer costs a read per 50 ms, not one per
 # write, while an editor's temporary file delays nothing.
 
-_SAFETY_POLL = 10.0
+_SAFETY_POLL = 10.0  # seconds, at the least
+_SAFETY_BUDGET = 0.0003  # of a core: a larger set of files is polled less often
+_IDLE_TICK = 2.0  # seconds between looks at sys.modules when nothing is polled
 _FIRST_SCAN = 0.5  # seconds after start() at the latest
 _IDLE_READS = 3  # reads naming nothing watched within _SETTLE, before batching
 _POLL_ENV = "RELOADER_POLL"
@@ -1979,11 +2003,24 @@ class _News:
     def __init__(
         self, kind: "type[_Inotify | _Kqueue]", distrusted: "set[int]"
     ) -> None:
+        import selectors
+
         self.source = kind()
-        # wake() writes here so that stop() ends a select() at once.
-        self.wake_r, self.wake_w = os.pipe()
+        try:
+            # wake() writes here so that stop() ends a wait at once.
+            self.wake_r, self.wake_w = os.pipe()
+        except OSError:
+            self.source.close()
+            raise
         if sys.platform != "win32":  # no source there: keeps mypy content
             os.set_blocking(self.wake_w, False)
+        # Not select(): it takes no descriptor above 1023, which a busy
+        # server's may be.
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.source.fileno(), selectors.EVENT_READ)
+        self.selector.register(self.wake_r, selectors.EVENT_READ)
+        self.closing = threading.Lock()  # wake() from stop() against close()
+        self.closed = False
         self.table = _mount_table() if sys.platform.startswith("linux") else []
         self.local: dict[str, tuple[bool, int]] = {}  # folder: (trusted, device)
         self.distrusted = distrusted  # devices a safety poll caught out
@@ -1995,22 +2032,35 @@ class _News:
         self.relist_always = False  # some watched folder is not covered
         self.idle_reads: list[float] = []  # when reads named nothing watched
 
-    def close(self) -> None:
-        self.source.close()
-        for fd in (self.wake_r, self.wake_w):
-            os.close(fd)
+    def close(self, forked: bool = False) -> None:
+        """Close the source and the wake-up pipe; ``forked``: in a child.
 
-    def forget(self) -> None:
-        """For a child forked after ``start()``: see the sources' forget()."""
-        self.source.forget()
-        for fd in (self.wake_r, self.wake_w):
-            os.close(fd)
+        In a child forked after ``start()`` the lock is not taken: another
+        thread of the parent may have held it at the fork.
+        """
+        if forked:
+            self.closing = threading.Lock()
+        with self.closing:
+            self.closed = True
+            try:
+                self.selector.close()
+            except OSError:
+                pass  # a kqueue is not inherited by a child: nothing to close
+            if forked:
+                self.source.forget()
+            else:
+                self.source.close()
+            for fd in (self.wake_r, self.wake_w):
+                os.close(fd)
 
     def wake(self) -> None:
-        try:
-            os.write(self.wake_w, b".")
-        except OSError:
-            pass  # full (a wake is pending anyway) or closed (nothing to wake)
+        with self.closing:
+            if self.closed:
+                return  # a closed descriptor's number may be another file's now
+            try:
+                os.write(self.wake_w, b".")
+            except OSError:
+                pass  # full: a wake is pending anyway
 
     def cover(self, files: "dict[str, None]", folders: "list[str]") -> "set[str]":
         """Have the source watch what it can of ``files`` and ``folders``.
@@ -2031,7 +2081,7 @@ class _News:
         for real, path in self.links.items():
             if os.path.dirname(real) in failed:
                 covered.discard(path)
-        self.relist_always = len(wanted - failed) < len(folders)
+        self.relist_always = any(d not in wanted or d in failed for d in folders)
         return covered
 
     def trusts(self, folder: str) -> bool:
@@ -2052,17 +2102,15 @@ class _News:
 
         Raises ``OSError`` if the source fails.
         """
-        import select
-
-        if self.lost:
-            return stop.is_set()  # a full scan is due now
+        if self.lost or self.named or self.relist:
+            return stop.is_set()  # news taken in but not looked at yet
         deadline = time.monotonic() + interval
         while True:
             timeout = deadline - time.monotonic()
             if timeout <= 0:
                 return stop.is_set()
             fd = self.source.fileno()
-            ready = select.select([fd, self.wake_r], [], [], timeout)[0]
+            ready = [key.fd for key, _ in self.selector.select(timeout)]
             if stop.is_set():
                 return True
             if self.wake_r in ready:
@@ -2093,7 +2141,7 @@ class _News:
                 found = True
             elif (
                 path in targets.dirs or os.path.dirname(path) in targets.dirs
-            ) and not targets.rules.ignores_name(os.path.basename(path)):
+            ) and not targets.ignores(path):
                 self.relist = found = True
             elif path.endswith(".py"):
                 # Perhaps a module imported since the last look, not in the
@@ -2114,7 +2162,7 @@ class _News:
         is polled every check_time from now on.
         """
         unreported = set(changed).intersection(covered) - self.named_since_poll
-        self.named_since_poll = set()
+        self.named_since_poll = set(self.named)
         healed = False
         for path in sorted(unreported):
             folder = os.path.dirname(path)
@@ -2160,6 +2208,7 @@ class _Watcher:
         self.distrusted: set[int] = set()  # devices, until news takes them
         self.covered: set[str] = set()
         self.next_safety_poll = 0.0
+        self.modules_changed = 0.0  # when the list of files last changed
 
     @property
     def scan_count(self) -> int:
@@ -2208,6 +2257,18 @@ class _Watcher:
         news = self.news
         if news is None:
             return stop.wait(interval)
+        prints = self.prints
+        if not (
+            prints.polled.paths
+            or prints.recent
+            or any(record.absent for record in prints.seen.values())
+            or news.relist_always
+            or time.monotonic() < self.modules_changed + _IDLE_TICK * 5
+        ):
+            # Nothing to poll: wake only to look at sys.modules now and then;
+            # see "Notifications".
+            interval = max(interval, _IDLE_TICK)
+        interval = min(interval, max(0.0, self.next_safety_poll - time.monotonic()))
         try:
             return news.wait(interval, stop, self.targets)
         except (OSError, ValueError) as e:
@@ -2245,7 +2306,7 @@ class _Watcher:
         """In a child forked after start(): the source is the parent's."""
         news, self.news = self.news, None
         if news is not None:
-            news.forget()
+            news.close(forked=True)
 
     def set_files(self) -> None:
         """Give the new list of files to the fingerprints, by group."""
@@ -2299,21 +2360,34 @@ class _Watcher:
             news.drain(self.targets)  # what happened since the wake
         full = news is None or news.lost or time.monotonic() >= self.next_safety_poll
         relist = news is None or full or news.relist or news.relist_always
-        if self.targets.refresh(walk=relist):
+        lost = news is not None and news.lost
+        if self.targets.refresh(walk=relist) or lost:
+            # After a lost track, set_files() also adds the dropped watches.
+            self.modules_changed = time.monotonic()
             self.set_files()
         if full:
+            cpu = time.thread_time()
+            if news is not None:
+                news.lost = False
+                news.take()  # the full scan looks at what they named
             changed = self.prints.scan(everything=True)
             self.prints.unseen = set()
             if news is not None:
-                news.drain(self.targets)  # a change the stats saw is queued by now
+                # A change the stats saw is queued by now; one that came after
+                # them stays named for the next scan, which comes at once.
+                news.drain(self.targets)
+                # After a lost track, changes no notification named are
+                # expected: only a scheduled safety poll proves news missing.
                 first = self.prints.first_sights
-                if not news.lost and news.heal(
-                    [p for p in changed if p not in first], self.covered
+                if (
+                    not lost
+                    and not news.lost
+                    and news.heal([p for p in changed if p not in first], self.covered)
                 ):
                     self.set_files()
-                news.lost = False
-                news.take()
-            self.next_safety_poll = time.monotonic() + _SAFETY_POLL
+            self.next_safety_poll = time.monotonic() + max(
+                _SAFETY_POLL, (time.thread_time() - cpu) / _SAFETY_BUDGET
+            )
         else:
             changed = self.prints.scan(everything=False)
             # Files not seen yet (new modules, files a relisting found) are
@@ -2324,16 +2398,31 @@ class _Watcher:
         if news is None:
             self.open_news()
         for path in self.muted.intersection(changed):
+            if not self.early(path):
+                # Changed well after the start: the user's edit, not the
+                # program's; it counts, and the file is watched as before.
+                self.muted.discard(path)
+                self.loops.pop(path, None)
+                continue
             del changed[path]
             self.report_once(
                 f"loop:{path}",
-                "%s changed right after each of the last %d starts: no longer "
-                "counting it (ignore() or --ignore says so for good)",
+                "%s changed right after each of the last %d starts: not "
+                "counting its changes at start any more (ignore() or --ignore "
+                "leaves it out altogether)",
                 _relative(path),
                 _LOOP_RESTARTS,
                 level=logging.WARNING,
             )
         return changed
+
+    def early(self, path: str) -> bool:
+        """Did ``path`` change within _EARLY_NS of this run's start?"""
+        try:
+            stamp = _newest_stamp(os.stat(path))
+        except OSError:
+            return False
+        return stamp - self.prints.since <= _EARLY_NS
 
     def count_loops(self, ready: "dict[str, str]") -> "dict[str, int]":
         """The restart-loop counts for the next run; see _LOOP_RESTARTS.
@@ -2344,23 +2433,22 @@ class _Watcher:
         """
         kept = {p: n for p, n in self.loops.items() if n >= _LOOP_RESTARTS}
         for path in ready:
-            if path.endswith((".py", ".pyw")):
-                return kept
-            try:
-                stamp = _newest_stamp(os.stat(path))
-            except OSError:
-                return kept
-            if stamp - self.prints.since > _EARLY_NS:
+            if path.endswith((".py", ".pyw")) or not self.early(path):
                 return kept
         return {**kept, **{p: self.loops.get(p, 0) + 1 for p in ready}}
 
     def handover_value(self) -> str:
-        """What the next run needs, for RELOADER_WATCH; see _Handover."""
-        since = self.restart_since or time.time_ns()
-        loops = self.next_loops if self.restart_since else {}
-        self.restart_since = 0
-        distrusted = self.distrusted if self.news is None else self.news.distrusted
-        return _Handover.write(since, self.prints.recent_digests(), loops, distrusted)
+        """What the next run needs, for RELOADER_WATCH; see _Handover.
+
+        Under the poll lock: the restart may run on a loop's thread while the
+        watcher thread goes on scanning.
+        """
+        with self.poll_lock:
+            since = self.restart_since or time.time_ns()
+            loops = self.next_loops if self.restart_since else {}
+            self.restart_since = 0
+            digests = self.prints.recent_digests()
+        return _Handover.write(since, digests, loops, self.distrusted)
 
     def does_not_compile(self, path: str) -> bool:
         if not path.endswith(".py"):
