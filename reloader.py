@@ -217,7 +217,7 @@ def listening_socket(address: "Any", **kwargs: "Any") -> "socket.socket":
     check out (not from this process, not a listening socket on that address)
     is ignored with a warning. Raises what ``create_server`` raises.
     """
-    return _state.sockets.get(address, kwargs)
+    return _state.sockets.create_server(address, kwargs)
 
 
 def main(argv: "Sequence[str] | None" = None) -> int:
@@ -326,7 +326,7 @@ class _State:
         self.lock = threading.Lock()
         self.watcher.lock = threading.Lock()
         self.watcher.poll_lock = threading.Lock()
-        self.sockets.lock = threading.Lock()
+        self.sockets.after_fork_in_child()
         self.thread = None
         self.stop_event = threading.Event()
         self.owner = ""
@@ -1262,6 +1262,56 @@ def _close_listening_sockets() -> None:
 
 # ---------------------------------------------------------------------------
 # Keeping listening sockets across restarts.
+#
+# Keeping a listening socket across restarts
+# ---------------------------------------------------------------------------
+# A socket survives execv if its descriptor is inheritable, so the port stays
+# open, and connections made while the next run imports wait in its backlog.
+# Two ways lead there, with one implementation (``_Sockets.bind`` and
+# ``_Sockets.listen``): ``listening_socket()`` calls them itself, and under the
+# wrapper ``socket.socket.bind`` and ``listen`` are replaced by them, so any
+# server built on the socket module (socketserver, asyncio, Tornado, and the
+# frameworks on those) keeps its socket without a changed line.
+#
+# On listen(), reloader takes a duplicate of the descriptor (its own, never
+# inherited until the hand-over): the program may close its socket before the
+# restart (a graceful shutdown does), and the duplicate keeps the socket
+# alive. On bind() of the same address in the next run, the descriptor handed
+# over is duplicated onto the program's socket (dup2), so the program's
+# object, and its descriptor number, now are the kept socket, already bound
+# and listening. The same happens within a run when a program binds again an
+# address whose socket it closed. An address is the family, the address as
+# given to bind() (so port 0 keeps the first run's port) and the options that
+# bind() depends on (IPV6_V6ONLY, SO_REUSEPORT). A second bind() of an address
+# whose kept socket the program still has open is a real bind(): it fails, or
+# with SO_REUSEPORT gets a socket of its own, as without reloader.
+#
+# A Unix socket's path is where clients find it, and servers unlink the path
+# before bind(). So reloader keeps a hard link to the socket's file (a hidden
+# name beside it) from listen() on, and a bind() that adopts the socket puts
+# the path back from it.
+
+
+class _Kept:
+    """A descriptor reloader holds for a listening socket of the program."""
+
+    __slots__ = ("key", "owner", "sock")
+
+    def __init__(self, key: str, sock: "socket.socket") -> None:
+        self.key = key
+        self.sock = sock  # reloader's duplicate
+        self.owner: Callable[[], Optional[socket.socket]] = lambda: None
+
+    def is_free(self) -> bool:
+        """True if the program no longer has a socket open on it."""
+        owner = self.owner()
+        return owner is None or owner.fileno() < 0
+
+
+# How long after a run's last listen() (or its start under the wrapper) the
+# sockets handed over to it that it has not bound again are closed: long
+# enough for a server that binds a second port after a slow start.
+_UNCLAIMED_AFTER = 10.0
 
 
 class _Sockets:
@@ -1269,167 +1319,209 @@ class _Sockets:
 
     The hand-over is an environment variable, RELOADER_SOCKETS, holding JSON:
     the pid (execv keeps it, so a child process of the program can tell the
-    variable is not its own) and, per socket, the key of the address that was
-    asked for, the descriptor and the address it is bound to.
+    variable is not its own) and, per socket, the address key, the descriptor
+    and the address it is bound to.
     """
 
     def __init__(self, own_environment: bool) -> None:
         self.lock = threading.Lock()
-        self.kept: list[tuple[str, socket.socket]] = []
-        self.offered: dict[str, list[tuple[int, Any]]] = {}
-        # The offers that hand_over() adopted, passed on but not asked for:
-        # still this run's to claim if the restart fails.
-        self.unclaimed: dict[str, list[socket.socket]] = {}
+        self.pid = os.getpid()
+        self.hooked_pid = 0  # the process whose socket class is hooked
+        self.kept: list[_Kept] = []
+        # Handed over by the previous run, checked, and not bound again yet.
+        self.offered: dict[str, list[socket.socket]] = {}
+        self.keys: Any = None  # socket -> address key, weakly, from bind()
+        self.timer: Optional[threading.Timer] = None
         self.value = os.environ.get(_SOCKETS_ENV, "")
         if own_environment:
             os.environ.pop(_SOCKETS_ENV, None)
 
-    def get(self, address: "Any", kwargs: "dict[str, Any]") -> "socket.socket":
+    def install(self) -> None:
+        """Under the wrapper: make every bind() and listen() go through here."""
         import socket
 
-        key = _socket_key(address, kwargs)
+        sockets = self
+
+        def bind(sock: "socket.socket", address: "Any") -> None:
+            sockets.bind(sock, address, hooked=True)
+
+        def listen(sock: "socket.socket", *backlog: int) -> None:
+            sockets.listen(sock, *backlog, hooked=True)
+
+        self.hooked_pid = os.getpid()
+        socket.socket.bind = bind  # type: ignore[assignment]
+        socket.socket.listen = listen  # type: ignore[assignment]
+
+    def create_server(
+        self, address: "Any", kwargs: "dict[str, Any]"
+    ) -> "socket.socket":
+        """``socket.create_server(address, **kwargs)``, through bind() here."""
+        sock = _new_server_socket(**kwargs)
+        try:
+            try:
+                self.bind(sock, address)
+            except OSError as e:
+                raise OSError(
+                    e.errno, f"{e.strerror} (while attempting to bind on {address!r})"
+                ) from None
+            backlog = kwargs.get("backlog")
+            self.listen(sock, *([] if backlog is None else [backlog]))
+            return sock
+        except OSError:
+            sock.close()
+            raise
+
+    def bind(self, sock: "socket.socket", address: "Any", hooked: bool = False) -> None:
+        """Bind ``sock`` to ``address``, or make it the socket kept for it."""
+        import _socket
+
+        key = None
+        if not hooked or self.hooked_pid == os.getpid():
+            key = _bind_key(sock, address)
+        if key is not None:
+            kept = self.claim(key)
+            if kept is not None:
+                _become(sock, kept)
+                self.remember(sock, key)
+                return
+        try:
+            _socket.socket.bind(sock, address)
+        except OSError as e:
+            import errno
+
+            # An edited address (other options, say) on a port that a socket
+            # handed over for the old one still holds.
+            if key is None or e.errno != errno.EADDRINUSE or not self.close_unclaimed():
+                raise
+            _socket.socket.bind(sock, address)
+        if key is not None:
+            self.remember(sock, key)
+
+    def listen(
+        self, sock: "socket.socket", *backlog: int, hooked: bool = False
+    ) -> None:
+        """Listen, and from then on keep the socket for the next run."""
+        import _socket
+
+        _socket.socket.listen(sock, *backlog)
+        if hooked and self.hooked_pid != os.getpid():
+            return  # a child process of the program keeps nothing
+        with self.lock:
+            key = self.keys.get(sock) if self.keys is not None else None
+            if key is None or any(kept.owner() is sock for kept in self.kept):
+                return  # not bound here, or kept already (listen() again)
+        kept = _Kept(key, _duplicate(sock))
+        kept.owner = _weak(sock)
+        _link_unix_path(sock)
+        with self.lock:
+            self.kept.append(kept)
+        self.close_unclaimed_later()
+
+    def remember(self, sock: "socket.socket", key: str) -> None:
+        import weakref
+
+        with self.lock:
+            if self.keys is None:
+                self.keys = weakref.WeakKeyDictionary()
+            self.keys[sock] = key
+
+    def claim(self, key: str) -> "_Kept | None":
+        """The kept socket for ``key`` that the program has no socket on."""
         with self.lock:
             self.load()
-            # Each call gets a socket of its own, as from create_server(): the
-            # n-th call for an address adopts the n-th socket handed over for
-            # it, so two servers that both ask for port 0 keep two ports.
             offers = self.offered.get(key)
-            offer = offers.pop(0) if offers else None
-            spares = self.unclaimed.get(key)
-            sock = spares.pop(0) if spares else None
-        if sock is None and offer is not None:
-            sock = self.adopt(key, *offer)
-        if sock is None:
-            try:
-                sock = socket.create_server(address, **kwargs)
-            except OSError as e:
-                import errno
-
-                # An edited address (another host, other options) on a port
-                # that a socket handed over for the old one still holds.
-                if e.errno != errno.EADDRINUSE or not self.release_unclaimed():
-                    raise
-                sock = socket.create_server(address, **kwargs)
-        with self.lock:
-            self.kept = [(k, s) for k, s in self.kept if s.fileno() >= 0]
-            self.kept.append((key, sock))
-        return sock
-
-    def release_unclaimed(self) -> bool:
-        """Close the sockets handed over that no call has claimed yet.
-
-        Only those that check out as ours: the others may be any open file.
-        Returns True if one was closed. A later call for one of them gets a
-        new socket.
-        """
-        with self.lock:
-            offers = self.take_offers()
-            spares = [sock for found in self.unclaimed.values() for sock in found]
-            self.unclaimed = {}
-        for key, (fd, bound) in offers:
-            adopted = self.adopt(key, fd, bound)
-            if adopted is not None:
-                spares.append(adopted)
-        for sock in spares:
-            sock.close()
-        return bool(spares)
+            if offers:
+                kept = _Kept(key, offers.pop(0))
+                self.kept.append(kept)
+                return kept
+            for kept in self.kept:
+                if kept.key == key and kept.is_free():
+                    return kept
+        return None
 
     def load(self) -> None:
-        """Read the hand-over the first time it is needed; hold the lock."""
-        if self.value:
-            self.offered = self.parse(self.value)
-            self.value = ""
+        """Read and check the hand-over the first time; hold the lock."""
+        value, self.value = self.value, ""
+        for key, fd, bound in self.parse(value):
+            sock = _check_offer(key, fd, bound)
+            if sock is not None:
+                self.offered.setdefault(key, []).append(sock)
 
-    def take_offers(self) -> "list[tuple[str, tuple[int, Any]]]":
-        """Take every offer not adopted yet out of the offers; hold the lock."""
-        self.load()
-        offers = [(k, o) for k, found in self.offered.items() for o in found]
-        self.offered = {}
-        return offers
-
-    def parse(self, value: str) -> "dict[str, list[tuple[int, Any]]]":
+    def parse(self, value: str) -> "list[tuple[str, int, Any]]":
         import json
 
-        offered: dict[str, list[tuple[int, Any]]] = {}
+        if not value:
+            return []
         try:
             data = json.loads(value)
             if data["pid"] != os.getpid():
                 raise ValueError(f"written by process {data['pid']}, not this one")
-            for k, fd, bound in data["sockets"]:
+            offers = []
+            for key, fd, bound in data["sockets"]:
                 if not isinstance(fd, int) or not 2 < fd < 1 << 30:
                     raise ValueError(f"{fd!r} is no descriptor to hand over")
-                offered.setdefault(str(k), []).append((fd, bound))
+                offers.append((str(key), fd, bound))
         except (ValueError, KeyError, TypeError) as e:
             _log.warning("ignoring %s=%r: %s", _SOCKETS_ENV, value, e)
-            return {}
-        for offers in offered.values():
-            for fd, _ in offers:
-                try:
-                    os.set_inheritable(fd, False)
-                except OSError:
-                    pass  # not open: adopt() will say so
-        return offered
+            return []
+        for _, fd, _ in offers:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass  # not open: _check_offer() will say so
+        return offers
 
-    def adopt(self, key: str, fd: int, bound: "Any") -> "socket.socket | None":
-        import socket
+    def close_unclaimed_later(self) -> None:
+        """Close, a while from now, what the previous run handed over in vain."""
+        with self.lock:
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer = threading.Timer(_UNCLAIMED_AFTER, self.close_unclaimed)
+            self.timer.daemon = True
+            self.timer.name = "reloader-sockets"
+            self.timer.start()
 
-        try:
-            sock = socket.socket(fileno=fd)
-        except OSError as e:
-            _log.warning("not adopting socket fd %d for %s: %s", fd, key, e)
-            return None
-        family = _address_family(key)
-        try:
-            listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
-            name = sock.getsockname()
-        except OSError as e:
-            listening, name = 0, e
-        if (
-            not listening
-            or sock.type != socket.SOCK_STREAM
-            or (family is not None and sock.family != family)
-            or _jsonable(name) != bound
-        ):
-            sock.detach()  # not ours to close: it may be another open file
-            _log.warning(
-                "not adopting socket fd %d for %s: not a listening socket bound there",
-                fd,
-                key,
-            )
-            return None
-        # Blocking, as create_server() makes it: the previous run may have made
-        # it non-blocking (asyncio, Tornado do), a flag execv keeps with the
-        # descriptor, while the new socket object assumes the default.
-        sock.settimeout(socket.getdefaulttimeout())
-        return sock
+    def keep_unclaimed(self) -> None:
+        """The run ended before binding again: the next run may."""
+        with self.lock:
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+
+    def close_unclaimed(self) -> bool:
+        """Close the sockets handed over that no bind() has claimed.
+
+        Returns True if one was closed; a later bind() of its address binds
+        afresh.
+        """
+        with self.lock:
+            self.load()
+            found = [sock for socks in self.offered.values() for sock in socks]
+            self.offered = {}
+        for sock in found:
+            _unlink_hidden(sock)
+            sock.close()
+        return bool(found)
 
     def hand_over(self) -> "set[int]":
         """Make the kept sockets inheritable and describe them for execv.
 
-        The sockets handed over to this run that it never asked for (a run
-        that failed at import, say) are passed on too, so the port stays
-        open, and the same, for the run that asks again.
+        The sockets handed over to this run that it never bound again (a run
+        that failed at import, say) are passed on too, so the port stays open.
         """
         import json
 
         with self.lock:
-            offers = self.take_offers()
-        for key, (fd, bound) in offers:
-            unclaimed = self.adopt(key, fd, bound)
-            if unclaimed is not None:
-                with self.lock:
-                    self.unclaimed.setdefault(key, []).append(unclaimed)
+            self.load()
+            kept = [(k.key, k.sock) for k in self.kept]
+            kept += [(key, s) for key, socks in self.offered.items() for s in socks]
         sockets = []
-        with self.lock:
-            for key, sock in self.all_kept():
-                fd = sock.fileno()
-                if fd < 0:
-                    continue
-                try:
-                    sock.set_inheritable(True)
-                    sockets.append([key, fd, _jsonable(sock.getsockname())])
-                except OSError:
-                    continue  # closed or broken: the next run binds afresh
+        for key, sock in kept:
+            try:
+                sock.set_inheritable(True)
+                sockets.append([key, sock.fileno(), _jsonable(sock.getsockname())])
+            except OSError:
+                continue  # closed or broken: the next run binds afresh
         if sockets:
             value = {"pid": os.getpid(), "sockets": sockets}
             os.environ[_SOCKETS_ENV] = json.dumps(value)
@@ -1439,35 +1531,198 @@ class _Sockets:
         """After a failed execv, or to spawn: the sockets are ours alone again."""
         os.environ.pop(_SOCKETS_ENV, None)
         with self.lock:
-            for _, sock in self.all_kept():
-                try:
-                    sock.set_inheritable(False)
-                except OSError:
-                    pass  # already closed
+            socks = [kept.sock for kept in self.kept]
+            socks += [sock for found in self.offered.values() for sock in found]
+        for sock in socks:
+            try:
+                sock.set_inheritable(False)
+            except OSError:
+                pass  # already closed
 
-    def all_kept(self) -> "list[tuple[str, socket.socket]]":
-        """The sockets asked for, then the unclaimed ones; hold the lock."""
-        spares = [(k, sock) for k, found in self.unclaimed.items() for sock in found]
-        return self.kept + spares
+    def after_fork_in_child(self) -> None:
+        """A forked child holds copies of the parent's duplicates: close them."""
+        self.lock = threading.Lock()
+        self.pid = os.getpid()
+        self.timer = None
+        socks = [kept.sock for kept in self.kept]
+        socks += [sock for found in self.offered.values() for sock in found]
+        self.kept, self.offered = [], {}
+        for sock in socks:
+            sock.close()
 
 
-def _socket_key(address: "Any", kwargs: "dict[str, Any]") -> str:
-    import json
+def _new_server_socket(
+    family: int = -1,
+    backlog: "int | None" = None,
+    reuse_port: bool = False,
+    dualstack_ipv6: bool = False,
+) -> "socket.socket":
+    """The socket ``socket.create_server()`` makes, before it binds it.
 
-    return json.dumps([_jsonable(address), sorted(kwargs.items())], default=str)
+    Raises ``TypeError`` for an argument it does not take, ``ValueError`` as
+    it does for options the platform lacks.
+    """
+    import socket
+
+    family = socket.AF_INET if family == -1 else family
+    if reuse_port and not hasattr(socket, "SO_REUSEPORT"):
+        raise ValueError("SO_REUSEPORT not supported on this platform")
+    if dualstack_ipv6:
+        if not socket.has_dualstack_ipv6():
+            raise ValueError("dualstack_ipv6 not supported on this platform")
+        if family != socket.AF_INET6:
+            raise ValueError("dualstack_ipv6 requires AF_INET6 family")
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if os.name not in ("nt", "cygwin") and hasattr(socket, "SO_REUSEADDR"):
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            except OSError:
+                pass  # as create_server(): bind() will tell
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if socket.has_ipv6 and family == socket.AF_INET6:
+            only = 0 if dualstack_ipv6 else 1
+            if dualstack_ipv6 or hasattr(socket, "IPV6_V6ONLY"):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, only)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
-def _address_family(key: str) -> "int | None":
+def _bind_key(sock: "socket.socket", address: "Any") -> "str | None":
+    """What makes two bind() calls ask for the same socket; None: not kept."""
     import json
     import socket
 
-    address, kwargs = json.loads(key)
-    family = dict(kwargs).get("family")
-    if isinstance(family, int):
-        return family
-    if isinstance(address, list):
-        return socket.AF_INET6 if ":" in str(address[0]) else None
-    return getattr(socket, "AF_UNIX", None) if isinstance(address, str) else None
+    families = (socket.AF_INET, socket.AF_INET6, getattr(socket, "AF_UNIX", None))
+    if sock.type != socket.SOCK_STREAM or sock.family not in families:
+        return None
+    options = []
+    try:
+        if sock.family == socket.AF_INET6 and hasattr(socket, "IPV6_V6ONLY"):
+            options.append(sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY))
+        if hasattr(socket, "SO_REUSEPORT") and sock.family != getattr(
+            socket, "AF_UNIX", None
+        ):
+            options.append(sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT))
+    except OSError:
+        return None  # not a socket we can read: bind() will tell
+    return json.dumps([int(sock.family), _jsonable(address), options])
+
+
+def _check_offer(key: str, fd: int, bound: "Any") -> "socket.socket | None":
+    """The socket handed over as ``fd``, if it is the listening socket described."""
+    import json
+    import socket
+
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as e:
+        _log.warning("not adopting socket fd %d for %s: %s", fd, key, e)
+        return None
+    try:
+        listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+        name = sock.getsockname()
+        family = json.loads(key)[0]
+    except (OSError, ValueError, TypeError, KeyError, IndexError) as e:
+        listening, name, family = 0, e, None
+    if (
+        not listening
+        or sock.type != socket.SOCK_STREAM
+        or sock.family != family
+        or _jsonable(name) != bound
+    ):
+        sock.detach()  # not ours to close: it may be another open file
+        _log.warning(
+            "not adopting socket fd %d for %s: not a listening socket bound there",
+            fd,
+            key,
+        )
+        return None
+    return sock
+
+
+def _duplicate(sock: "socket.socket") -> "socket.socket":
+    """Reloader's own descriptor for the program's socket (not inheritable)."""
+    import socket
+
+    return socket.socket(sock.family, sock.type, sock.proto, os.dup(sock.fileno()))
+
+
+def _become(sock: "socket.socket", kept: _Kept) -> None:
+    """Make the program's ``sock`` the kept socket; its object stays the same."""
+    _restore_unix_path(kept.sock)
+    fd = sock.fileno()
+    os.dup2(kept.sock.fileno(), fd, inheritable=os.get_inheritable(fd))
+    kept.owner = _weak(sock)
+    # Blocking or not is the open socket's flag, shared by every descriptor
+    # on it: the previous run (asyncio, Tornado) may have left it
+    # non-blocking, while this object holds its own idea (a timeout).
+    sock.settimeout(sock.gettimeout())
+
+
+def _weak(sock: "socket.socket") -> "Callable[[], Optional[socket.socket]]":
+    import weakref
+
+    return weakref.ref(sock)
+
+
+def _unix_path(sock: "socket.socket") -> "str | None":
+    """The file a Unix socket is bound to; None for others and abstract ones."""
+    import socket
+
+    if sock.family != getattr(socket, "AF_UNIX", None):
+        return None
+    try:
+        path = sock.getsockname()
+    except OSError:
+        return None  # closed: nothing to link
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    return path if path and not path.startswith("\0") else None
+
+
+def _hidden_path(path: str) -> str:
+    folder, name = os.path.split(path)
+    return os.path.join(folder, f".{name}.reloader-{os.getpid()}")
+
+
+def _link_unix_path(sock: "socket.socket") -> None:
+    """Keep a second name for a Unix socket's file, to put its path back."""
+    path = _unix_path(sock)
+    if path is None:
+        return
+    hidden = _hidden_path(path)
+    try:
+        if os.path.lexists(hidden):
+            os.unlink(hidden)
+        os.link(path, hidden)
+    except OSError as e:
+        _log.warning("cannot keep the path of %s across restarts: %s", path, e)
+
+
+def _restore_unix_path(sock: "socket.socket") -> None:
+    """Put the kept Unix socket's path back if the program unlinked it."""
+    path = _unix_path(sock)
+    if path is None:
+        return
+    hidden = _hidden_path(path)
+    try:
+        if not os.path.lexists(path):
+            os.rename(hidden, path)
+    except OSError as e:
+        _log.warning("cannot restore %s: %s; clients cannot connect", path, e)
+
+
+def _unlink_hidden(sock: "socket.socket") -> None:
+    path = _unix_path(sock)
+    if path is not None:
+        try:
+            os.unlink(_hidden_path(path))
+        except OSError:
+            pass  # never made, or gone: nothing to clean
 
 
 def _jsonable(value: "Any") -> "Any":
@@ -1513,7 +1768,11 @@ class _Wrapper:
             watch(path)
         interval = _check_interval(options.check_time)
         _state.start(None, interval, owner="wrapper")
+        # See "Keeping a listening socket across restarts".
+        _state.sockets.install()
+        _state.sockets.close_unclaimed_later()
         status = self.run_program(*target)
+        _state.sockets.keep_unclaimed()
         if options.until_success and status == 0:
             _state.stop()
             return 0
