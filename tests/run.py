@@ -29,6 +29,11 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTEST = "pytest>=8,<9"  # 8.x supports every Python from 3.9 to 3.13
 TORNADO = "tornado>=6.4,<7"  # 6.4 and later support 3.9 to 3.13
 NO_TESTS_COLLECTED = 5  # pytest.ExitCode.NO_TESTS_COLLECTED
+# The frameworks that tests/test_adoption.py runs under the wrapper. Each
+# range holds releases for Python 3.9 (pip picks the newest one that fits the
+# interpreter); where one cannot be installed (no wheel for a new Python, no
+# network), its tests skip, saying so.
+FRAMEWORKS = ["flask>=2.2,<4", "uvicorn>=0.20,<1", "django>=4.2,<6", "aiohttp>=3.9,<4"]
 
 
 def venv_python(env_dir: Path) -> Path:
@@ -61,6 +66,16 @@ def ensure_env() -> Path:
         subprocess.run(
             [*pip, "--disable-pip-version-check", PYTEST, TORNADO], check=True
         )
+    tried = env_dir / "frameworks-tried"  # once per environment, not per run
+    if not tried.exists() and not runs(
+        python, "import flask, uvicorn, django, aiohttp"
+    ):
+        print(f"tests/run.py: installing {', '.join(FRAMEWORKS)}", flush=True)
+        pip = [str(python), "-m", "pip", "install", "--quiet"]
+        done = subprocess.run([*pip, "--disable-pip-version-check", *FRAMEWORKS])
+        if done.returncode != 0:
+            print("tests/run.py: not all installed; their tests skip", flush=True)
+        tried.touch()
     return python
 
 
