@@ -1068,7 +1068,7 @@ def _reexecute(argv: "list[str]", cwd: str, sockets: "_Sockets", since: int) -> 
     _restore_echo()
     try:
         if sys.platform == "win32":
-            _spawn_and_exit(argv, cwd, since)
+            _spawn_and_exit(argv, cwd, since, sockets)
         else:
             _exec(argv, cwd, since, sockets)
     finally:
@@ -1100,7 +1100,7 @@ def _exec(argv: "list[str]", cwd: str, since: int, sockets: "_Sockets") -> None:
         if isinstance(e, OSError) and e.errno == getattr(errno, "ENOTSUP", None):
             # macOS refuses execv while other threads run.
             sockets.take_back()
-            _spawn_and_exit(argv, cwd, since)
+            _spawn_and_exit(argv, cwd, since, sockets)
         else:
             _log.error("cannot restart %s: %s; still running and watching", argv[0], e)
     finally:
@@ -1193,7 +1193,9 @@ def _open_fds() -> "Iterable[int]":
     return range(3, min(limit, 65536))
 
 
-def _spawn_and_exit(argv: "list[str]", cwd: str, since: int) -> None:
+def _spawn_and_exit(
+    argv: "list[str]", cwd: str, since: int, sockets: "_Sockets"
+) -> None:
     """Run ``argv`` as a new process, wait for it, exit with its status.
 
     Used where execv cannot keep the process (Windows, macOS with threads):
@@ -1213,6 +1215,7 @@ def _spawn_and_exit(argv: "list[str]", cwd: str, since: int) -> None:
     # From here on this process must end, whatever happens: two copies of
     # the program must never run side by side.
     try:
+        sockets.unlink_hidden()
         _close_listening_sockets()  # the new process binds as it starts
     finally:
         status = _wait(process)
@@ -1332,6 +1335,7 @@ class _Sockets:
         self.offered: dict[str, list[socket.socket]] = {}
         self.keys: Any = None  # socket -> address key, weakly, from bind()
         self.timer: Optional[threading.Timer] = None
+        self.hidden: set[str] = set()  # see _link_unix_path()
         self.value = os.environ.get(_SOCKETS_ENV, "")
         if own_environment:
             os.environ.pop(_SOCKETS_ENV, None)
@@ -1383,6 +1387,8 @@ class _Sockets:
             if kept is not None:
                 _become(sock, kept)
                 self.remember(sock, key)
+                path = _unix_path(sock)
+                self.note_hidden(None if path is None else _hidden_path(path))
                 return
         try:
             _socket.socket.bind(sock, address)
@@ -1412,10 +1418,32 @@ class _Sockets:
                 return  # not bound here, or kept already (listen() again)
         kept = _Kept(key, _duplicate(sock))
         kept.owner = _weak(sock)
-        _link_unix_path(sock)
         with self.lock:
             self.kept.append(kept)
+        self.note_hidden(_link_unix_path(sock))
         self.close_unclaimed_later()
+
+    def note_hidden(self, hidden: "str | None") -> None:
+        """Remember a hidden name (see _link_unix_path), to remove at exit."""
+        if hidden is None:
+            return
+        with self.lock:
+            if not self.hidden:  # the first in this run: execv forgets atexit's
+                import atexit
+
+                atexit.register(self.unlink_hidden_at_exit)
+            self.hidden.add(hidden)
+
+    def unlink_hidden_at_exit(self) -> None:
+        """Remove the hidden names of Unix sockets when the process ends."""
+        if not _state.restarting:  # a restart runs atexit: the next run needs them
+            self.unlink_hidden()
+
+    def unlink_hidden(self) -> None:
+        with self.lock:
+            found, self.hidden = self.hidden, set()
+        for hidden in found:
+            _unlink(hidden)
 
     def remember(self, sock: "socket.socket", key: str) -> None:
         import weakref
@@ -1499,7 +1527,10 @@ class _Sockets:
             found = [sock for socks in self.offered.values() for sock in socks]
             self.offered = {}
         for sock in found:
-            _unlink_hidden(sock)
+            path = _unix_path(sock)
+            if path is not None:
+                self.hidden.discard(_hidden_path(path))
+                _unlink(_hidden_path(path))
             sock.close()
         return bool(found)
 
@@ -1544,6 +1575,7 @@ class _Sockets:
         self.lock = threading.Lock()
         self.pid = os.getpid()
         self.timer = None
+        self.hidden = set()  # the parent's, to remove when the parent ends
         socks = [kept.sock for kept in self.kept]
         socks += [sock for found in self.offered.values() for sock in found]
         self.kept, self.offered = [], {}
@@ -1689,11 +1721,14 @@ def _hidden_path(path: str) -> str:
     return os.path.join(folder, f".{name}.reloader-{os.getpid()}")
 
 
-def _link_unix_path(sock: "socket.socket") -> None:
-    """Keep a second name for a Unix socket's file, to put its path back."""
+def _link_unix_path(sock: "socket.socket") -> "str | None":
+    """Keep a second name for a Unix socket's file, to put its path back.
+
+    Returns that name, None for other sockets or if it cannot be made.
+    """
     path = _unix_path(sock)
     if path is None:
-        return
+        return None
     hidden = _hidden_path(path)
     try:
         if os.path.lexists(hidden):
@@ -1701,6 +1736,8 @@ def _link_unix_path(sock: "socket.socket") -> None:
         os.link(path, hidden)
     except OSError as e:
         _log.warning("cannot keep the path of %s across restarts: %s", path, e)
+        return None
+    return hidden
 
 
 def _restore_unix_path(sock: "socket.socket") -> None:
@@ -1708,21 +1745,18 @@ def _restore_unix_path(sock: "socket.socket") -> None:
     path = _unix_path(sock)
     if path is None:
         return
-    hidden = _hidden_path(path)
     try:
         if not os.path.lexists(path):
-            os.rename(hidden, path)
+            os.link(_hidden_path(path), path)
     except OSError as e:
         _log.warning("cannot restore %s: %s; clients cannot connect", path, e)
 
 
-def _unlink_hidden(sock: "socket.socket") -> None:
-    path = _unix_path(sock)
-    if path is not None:
-        try:
-            os.unlink(_hidden_path(path))
-        except OSError:
-            pass  # never made, or gone: nothing to clean
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass  # never made, or gone: nothing to clean
 
 
 def _jsonable(value: "Any") -> "Any":

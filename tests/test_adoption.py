@@ -14,6 +14,7 @@ framework cannot be imported.
 from __future__ import annotations
 
 import re
+import signal
 import socket
 import sys
 import threading
@@ -624,3 +625,145 @@ restart_until(2)
     pids = re.findall(r"^run=\d pid=(\d+)$", output, re.MULTILINE)
     assert len(set(pids)) == 2, output  # really spawned
     assert "WARNING" not in output and "not adopting" not in output, output
+
+
+UNIX_SERVER = """\
+import asyncio
+
+VERSION = {version}
+
+
+async def handle(reader, writer):
+    while await reader.readline() not in (b"\\r\\n", b"\\n", b""):
+        pass
+    body = b"version %d" % VERSION
+    writer.write(
+        b"HTTP/1.0 200 OK\\r\\nContent-Length: %d\\r\\n\\r\\n%s" % (len(body), body)
+    )
+    await writer.drain()
+    writer.close()
+
+
+async def main():
+    # start_unix_server() unlinks the path of the previous run's socket.
+    server = await asyncio.start_unix_server(handle, "app.sock")
+    async with server:
+        await server.serve_forever()
+
+
+asyncio.run(main())
+"""
+
+
+def fetch_unix(path: str) -> str:
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(10)
+        sock.connect(path)
+        sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        data = b""
+        while True:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.0 200"):
+        raise ConnectionResetError(f"cut short: {data!r}")
+    return body.decode()
+
+
+@pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no Unix sockets")
+def test_unix_socket_whose_path_the_server_unlinks(spawn, tmp_path):
+    # The path is put back when the next run's bind() adopts the socket, and
+    # the hidden name that kept it is gone when the wrapper ends.
+    source = versioned(UNIX_SERVER)
+    app = write(tmp_path / "app.py", source(1))
+    child = spawn("-m", "reloader", "--check-time", "50", app.name)
+    restart_under_load(
+        child,
+        str(tmp_path / "app.sock"),
+        lambda v: write(app, source(v)),
+        fetch=fetch_unix,
+    )
+    child.send_signal(signal.SIGINT)
+    assert child.wait_exit() == 130, child.output()
+    left = sorted(path.name for path in tmp_path.iterdir() if "reloader" in path.name)
+    assert left == [], child.output()
+
+
+def ipv6_works() -> bool:
+    try:
+        socket.create_server(("::1", 0), family=socket.AF_INET6).close()
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not ipv6_works(), reason="no IPv6 here")
+def test_ipv6_and_dual_stack_sockets_are_kept(spawn, tmp_path):
+    dual = socket.has_dualstack_ipv6()
+    write(
+        tmp_path / "prog.py",
+        PRELUDE
+        + f"""
+v6 = socket.create_server(("::1", 0), family=socket.AF_INET6)
+print("run=%d v6 %s" % (run, describe(v6)))
+if {dual}:
+    both = socket.create_server(("::", 0), family=socket.AF_INET6, dualstack_ipv6=True)
+    print("run=%d both %s" % (run, describe(both)))
+restart_until(3)
+""",
+    )
+    child = spawn("-m", "reloader", "--until-success", "prog.py")
+    assert child.wait_exit() == 0, child.output()
+    output = child.output()
+    for name in ("v6", "both") if dual else ("v6",):
+        runs = sockets(output, name)
+        assert len(runs) == 3 and runs == [runs[0]] * 3, output
+    assert "WARNING" not in output, output
+
+
+def refuses(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(10)
+        try:
+            probe.connect(("127.0.0.1", port))
+        except ConnectionRefusedError:
+            return True
+    return False
+
+
+def test_socket_not_bound_again_is_closed_and_ports_released_at_exit(spawn, tmp_path):
+    # Run 2 no longer serves on the second port: the socket kept for it is
+    # closed once run 2 has started. The first port is released when the
+    # wrapper ends.
+    write(
+        tmp_path / "prog.py",
+        PRELUDE
+        + """
+import threading
+
+first = socket.create_server(("127.0.0.1", 0))
+print("run=%d first %s" % (run, describe(first)))
+if run == 1:
+    second = socket.create_server(("127.0.0.1", 0))
+    print("run=%d second %s" % (run, describe(second)))
+restart_until(2)
+print("serving", flush=True)
+threading.Event().wait()
+""",
+    )
+    child = spawn("-m", "reloader", "prog.py")
+    child.wait_for("^serving$")
+    output = child.output()
+    first = int(sockets(output, "first")[0]["at"])
+    second = int(sockets(output, "second")[0]["at"])
+    assert not refuses(first)
+    deadline = time.monotonic() + 30  # closed some seconds after the start
+    while not refuses(second):
+        assert time.monotonic() < deadline, child.output()
+        time.sleep(0.1)
+    assert not refuses(first)
+    child.send_signal(signal.SIGINT)
+    assert child.wait_exit() == 130, child.output()
+    assert refuses(first)
