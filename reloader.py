@@ -1576,6 +1576,7 @@ class _Sockets:
         self.pid = os.getpid()
         self.timer = None
         self.hidden = set()  # the parent's, to remove when the parent ends
+        self.value = ""  # the parent's hand-over, not this process's
         socks = [kept.sock for kept in self.kept]
         socks += [sock for found in self.offered.values() for sock in found]
         self.kept, self.offered = [], {}
