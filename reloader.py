@@ -1352,9 +1352,11 @@ class _Sockets:
         def listen(sock: "socket.socket", *backlog: int) -> None:
             sockets.listen(sock, *backlog, hooked=True)
 
+        if sys.platform == "win32":
+            return  # the restart spawns there: nothing is handed over
         self.hooked_pid = os.getpid()
-        socket.socket.bind = bind  # type: ignore[assignment]
-        socket.socket.listen = listen  # type: ignore[assignment]
+        socket.socket.bind = bind  # type: ignore[assignment,unused-ignore]
+        socket.socket.listen = listen  # type: ignore[assignment,unused-ignore]
 
     def create_server(
         self, address: "Any", kwargs: "dict[str, Any]"
@@ -1383,7 +1385,7 @@ class _Sockets:
         if not hooked or self.hooked_pid == os.getpid():
             key = _bind_key(sock, address)
         if key is not None:
-            kept = self.claim(key)
+            kept = self.claim(key, sock)
             if kept is not None:
                 _become(sock, kept)
                 self.remember(sock, key)
@@ -1410,6 +1412,8 @@ class _Sockets:
         import _socket
 
         _socket.socket.listen(sock, *backlog)
+        if sys.platform == "win32":
+            return  # the restart spawns there (and sockets are no descriptors)
         if hooked and self.hooked_pid != os.getpid():
             return  # a child process of the program keeps nothing
         with self.lock:
@@ -1453,19 +1457,25 @@ class _Sockets:
                 self.keys = weakref.WeakKeyDictionary()
             self.keys[sock] = key
 
-    def claim(self, key: str) -> "_Kept | None":
-        """The kept socket for ``key`` that the program has no socket on."""
+    def claim(self, key: str, sock: "socket.socket") -> "_Kept | None":
+        """The kept socket for ``key`` that the program has no socket on.
+
+        It is ``sock``'s from now on (under the lock: two threads binding
+        the same address at once must not both get it).
+        """
         with self.lock:
             self.load()
             offers = self.offered.get(key)
+            found = None
             if offers:
-                kept = _Kept(key, offers.pop(0))
-                self.kept.append(kept)
-                return kept
-            for kept in self.kept:
-                if kept.key == key and kept.is_free():
-                    return kept
-        return None
+                found = _Kept(key, offers.pop(0))
+                self.kept.append(found)
+            else:
+                free = (k for k in self.kept if k.key == key and k.is_free())
+                found = next(free, None)
+            if found is not None:
+                found.owner = _weak(sock)
+            return found
 
     def load(self) -> None:
         """Read and check the hand-over the first time; hold the lock."""
@@ -1502,6 +1512,9 @@ class _Sockets:
     def close_unclaimed_later(self) -> None:
         """Close, a while from now, what the previous run handed over in vain."""
         with self.lock:
+            self.load()
+            if not any(self.offered.values()):
+                return  # nothing to close: no thread
             if self.timer is not None:
                 self.timer.cancel()
             self.timer = threading.Timer(_UNCLAIMED_AFTER, self.close_unclaimed)
@@ -1598,7 +1611,8 @@ def _new_server_socket(
     import socket
 
     family = socket.AF_INET if family == -1 else family
-    if reuse_port and not hasattr(socket, "SO_REUSEPORT"):
+    reuse = getattr(socket, "SO_REUSEPORT", None)
+    if reuse_port and reuse is None:
         raise ValueError("SO_REUSEPORT not supported on this platform")
     if dualstack_ipv6:
         if not socket.has_dualstack_ipv6():
@@ -1612,8 +1626,8 @@ def _new_server_socket(
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             except OSError:
                 pass  # as create_server(): bind() will tell
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if reuse_port and reuse is not None:
+            sock.setsockopt(socket.SOL_SOCKET, reuse, 1)
         if socket.has_ipv6 and family == socket.AF_INET6:
             only = 0 if dualstack_ipv6 else 1
             if dualstack_ipv6 or hasattr(socket, "IPV6_V6ONLY"):
@@ -1642,7 +1656,8 @@ def _bind_key(sock: "socket.socket", address: "Any") -> "str | None":
             options.append(sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT))
     except OSError:
         return None  # not a socket we can read: bind() will tell
-    return json.dumps([int(sock.family), _jsonable(address), options])
+    # repr: an address bind() will refuse still makes a key; bind() tells.
+    return json.dumps([int(sock.family), _jsonable(address), options], default=repr)
 
 
 def _check_offer(key: str, fd: int, bound: "Any") -> "socket.socket | None":
@@ -1689,7 +1704,6 @@ def _become(sock: "socket.socket", kept: _Kept) -> None:
     _restore_unix_path(kept.sock)
     fd = sock.fileno()
     os.dup2(kept.sock.fileno(), fd, inheritable=os.get_inheritable(fd))
-    kept.owner = _weak(sock)
     # Blocking or not is the open socket's flag, shared by every descriptor
     # on it: the previous run (asyncio, Tornado) may have left it
     # non-blocking, while this object holds its own idea (a timeout).
