@@ -14,7 +14,9 @@ burst of changes has settled, the process re-executes itself with the same
 command line (``os.execv``: the pid stays). When Tornado or asyncio runs a loop
 in the thread that called ``start()``, the restart happens on that loop.
 ``listening_socket()`` keeps a server's port open through the restart, so
-clients that connect meanwhile wait instead of being refused.
+clients that connect meanwhile wait instead of being refused; under
+``python -m reloader`` every listening socket the program binds is kept so,
+without a changed line.
 
 Limits: the restart is a re-execution, so any state that lives only in memory
 is lost (reload hooks can save it). The polling costs one ``stat`` per watched
@@ -23,6 +25,9 @@ until it does; other errors only show when the new process imports the file,
 and the ``python -m reloader`` wrapper covers those. Where ``execv`` is not
 available (Windows, or macOS with threads running) the restart starts a new
 process and waits for it instead, and a listening socket cannot be handed over.
+Under the wrapper, a listening socket the program closes stays open (its
+address taken, connections waiting) until the wrapper ends, or until the next
+run has started without binding that address again.
 On Python 3.9 a program run with ``-c`` cannot be re-executed. A program that
 changes directory should import this module first: the restart runs from the
 directory that was current then. Files are compared by modification time,

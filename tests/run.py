@@ -6,9 +6,10 @@ Usage, from the repository root::
 
 The first run makes a virtual environment for the running interpreter at
 ``.venv/py<major>.<minor>/`` and installs pytest and Tornado into it (the
-Tornado tests check the restart on its IOLoop and the Tornado example); later
-runs reuse it
-(it is made again if another interpreter of that version made it).
+Tornado tests check the restart on its IOLoop and the Tornado example), then
+tries once to install Flask, uvicorn, Django and aiohttp (the socket-adoption
+tests run them; where one cannot be installed its tests skip); later runs
+reuse it (it is made again if another interpreter of that version made it).
 Then it runs ``python -m pytest`` from that environment, in the repository
 root, with the arguments given, and exits with pytest's status. pytest's
 status 5 ("no tests collected") is non-zero, so it fails here as well: a run
