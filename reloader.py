@@ -1391,6 +1391,9 @@ class _Sockets:
             key = _bind_key(sock, address)
         if key is not None:
             kept = self.claim(key, sock)
+            if kept is not None and not _restore_unix_path(kept.sock):
+                self.drop(kept)  # its path is gone: bind a new one there
+                kept = None
             if kept is not None:
                 _become(sock, kept)
                 self.remember(sock, key)
@@ -1453,6 +1456,16 @@ class _Sockets:
             found, self.hidden = self.hidden, set()
         for hidden in found:
             _unlink(hidden)
+
+    def drop(self, kept: _Kept) -> None:
+        """Close a kept socket for good."""
+        with self.lock:
+            self.kept = [k for k in self.kept if k is not kept]
+        path = _unix_path(kept.sock)
+        if path is not None:
+            self.hidden.discard(_hidden_path(path))
+            _unlink(_hidden_path(path))
+        kept.sock.close()
 
     def remember(self, sock: "socket.socket", key: str) -> None:
         import weakref
@@ -1706,7 +1719,6 @@ def _duplicate(sock: "socket.socket") -> "socket.socket":
 
 def _become(sock: "socket.socket", kept: _Kept) -> None:
     """Make the program's ``sock`` the kept socket; its object stays the same."""
-    _restore_unix_path(kept.sock)
     fd = sock.fileno()
     os.dup2(kept.sock.fileno(), fd, inheritable=os.get_inheritable(fd))
     # Blocking or not is the open socket's flag, shared by every descriptor
@@ -1760,16 +1772,22 @@ def _link_unix_path(sock: "socket.socket") -> "str | None":
     return hidden
 
 
-def _restore_unix_path(sock: "socket.socket") -> None:
-    """Put the kept Unix socket's path back if the program unlinked it."""
+def _restore_unix_path(sock: "socket.socket") -> bool:
+    """Put a kept Unix socket's path back if the program unlinked it.
+
+    Returns False if the path is gone for good (with a warning); True for
+    other sockets.
+    """
     path = _unix_path(sock)
     if path is None:
-        return
+        return True
     try:
         if not os.path.lexists(path):
             os.link(_hidden_path(path), path)
     except OSError as e:
-        _log.warning("cannot restore %s: %s; clients cannot connect", path, e)
+        _log.warning("not adopting the socket of %s: %s", path, e)
+        return False
+    return True
 
 
 def _unlink(path: str) -> None:
