@@ -307,6 +307,7 @@ class _State:
                 return
             self.restarting = True
             hooks = list(self.hooks)
+            self.sockets.restart_pending = True  # see unlink_hidden_at_exit()
         try:
             source = "" if self.argv is not None else _program_source()
             if source:
@@ -321,6 +322,7 @@ class _State:
         finally:
             with self.lock:
                 self.restarting = False
+                self.sockets.restart_pending = False
 
     def command_line(self) -> list[str]:
         return list(self.argv) if self.argv is not None else _command_line()
@@ -1341,6 +1343,7 @@ class _Sockets:
         self.keys: Any = None  # socket -> address key, weakly, from bind()
         self.timer: Optional[threading.Timer] = None
         self.hidden: set[str] = set()  # see _link_unix_path()
+        self.restart_pending = False  # set by _State.restart()
         self.value = os.environ.get(_SOCKETS_ENV, "")
         if own_environment:
             os.environ.pop(_SOCKETS_ENV, None)
@@ -1448,8 +1451,8 @@ class _Sockets:
 
     def unlink_hidden_at_exit(self) -> None:
         """Remove the hidden names of Unix sockets when the process ends."""
-        if not _state.restarting:  # a restart runs atexit: the next run needs them
-            self.unlink_hidden()
+        if not self.restart_pending:  # a restart ends the run by atexit too:
+            self.unlink_hidden()  # the next run needs them
 
     def unlink_hidden(self) -> None:
         with self.lock:
