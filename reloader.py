@@ -1335,7 +1335,6 @@ class _Sockets:
 
     def __init__(self, own_environment: bool) -> None:
         self.lock = threading.Lock()
-        self.pid = os.getpid()
         self.hooked_pid = 0  # the process whose socket class is hooked
         self.kept: list[_Kept] = []
         # Handed over by the previous run, checked, and not bound again yet.
@@ -1431,7 +1430,11 @@ class _Sockets:
             key = self.keys.get(sock) if self.keys is not None else None
             if key is None or any(kept.owner() is sock for kept in self.kept):
                 return  # not bound here, or kept already (listen() again)
-        kept = _Kept(key, _duplicate(sock))
+        try:
+            kept = _Kept(key, _duplicate(sock))
+        except OSError as e:  # out of descriptors, say: it listens all the same
+            _log.warning("cannot keep %s across restarts: %s", key, e)
+            return
         kept.owner = _weak(sock)
         with self.lock:
             self.kept.append(kept)
@@ -1607,7 +1610,6 @@ class _Sockets:
     def after_fork_in_child(self) -> None:
         """A forked child holds copies of the parent's duplicates: close them."""
         self.lock = threading.Lock()
-        self.pid = os.getpid()
         self.timer = None
         self.hidden = set()  # the parent's, to remove when the parent ends
         self.value = ""  # the parent's hand-over, not this process's
