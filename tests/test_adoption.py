@@ -768,3 +768,44 @@ threading.Event().wait()
     child.send_signal(signal.SIGINT)
     assert child.wait_exit() == 130, child.output()
     assert refuses(first)
+
+
+def test_forged_hand_over_is_not_adopted(spawn, tmp_path):
+    # The hand-over is checked as listening_socket()'s is: a descriptor that
+    # is no longer the listening socket described (here a file put in its
+    # place just before execv) is left alone, with one warning, and bind()
+    # makes a new socket on the same address.
+    port = free_port()
+    write(
+        tmp_path / "prog.py",
+        PRELUDE
+        + f"""
+import json
+
+server = socket.create_server(("127.0.0.1", {port}))
+print("run=%d server %s" % (run, describe(server)))
+if run == 1:
+    forged = open(__file__, "rb")
+    real_execv = os.execv
+
+    def forge_then_execv(path, args):
+        fd = json.loads(os.environ["RELOADER_SOCKETS"])["sockets"][0][1]
+        os.dup2(forged.fileno(), fd)
+        os.environ["FORGED"] = "%d %d" % (fd, os.fstat(fd).st_ino)
+        real_execv(path, args)
+
+    os.execv = forge_then_execv
+else:
+    fd, ino = map(int, os.environ["FORGED"].split())
+    print("forgery still open: %s" % (os.fstat(fd).st_ino == ino))
+restart_until(2)
+""",
+    )
+    child = spawn("-m", "reloader", "--until-success", "prog.py")
+    assert child.wait_exit() == 0, child.output()
+    output = child.output()
+    runs = sockets(output, "server")
+    assert len(runs) == 2 and runs[0]["at"] == runs[1]["at"], output
+    assert runs[1]["ino"] != runs[0]["ino"], output
+    assert "forgery still open: True" in output, output
+    assert output.count("not adopting") == 1, output
