@@ -55,6 +55,12 @@ mapped back to its ``.py``, computed in the same process.
    are installed. Their scans are called directly in a loop and timed with
    ``time.thread_time()``; their idle CPU is their own loop, run in threads
    at their own default interval.
+8. *Refused connections* (``--only refused``, not in the default run): a
+   server edited 10 times while a client requests it in a loop; per restart,
+   the connections refused, and the requests that failed otherwise. reloader
+   runs the unmodified server under ``python -m reloader``, beside ``flask
+   run --reload``, ``uvicorn --reload`` and Django's ``runserver`` (from
+   bench/.venv if present), whichever are installed.
 
 Private names read from reloader, for benchmarking only: the scan counter
 (``_state.scan_count`` or ``_state.watcher.scan_count``) and ``_SETTLE``.
