@@ -1318,10 +1318,13 @@ class _Kept:
         return owner is None or owner.fileno() < 0
 
 
-# How long after a run's last listen() (or its start under the wrapper) the
-# sockets handed over to it that it has not bound again are closed: long
-# enough for a server that binds a second port after a slow start.
-_UNCLAIMED_AFTER = 10.0
+# When the sockets handed over to a run that it has not bound again are
+# closed: some seconds after its last listen(), long enough for a server that
+# binds a second port a little later; and under the wrapper, if it listens on
+# nothing, a minute after it started, long enough for a slow start (a Django
+# project's, say), whose bind() then still adopts its socket.
+_UNCLAIMED_AFTER_LISTEN = 10.0
+_UNCLAIMED_AFTER_START = 60.0
 
 
 class _Sockets:
@@ -1439,7 +1442,7 @@ class _Sockets:
         with self.lock:
             self.kept.append(kept)
         self.note_hidden(_link_unix_path(sock))
-        self.close_unclaimed_later()
+        self.close_unclaimed_later(_UNCLAIMED_AFTER_LISTEN)
 
     def note_hidden(self, hidden: "str | None") -> None:
         """Remember a hidden name (see _link_unix_path), to remove at exit."""
@@ -1533,15 +1536,15 @@ class _Sockets:
                 pass  # not open: _check_offer() will say so
         return offers
 
-    def close_unclaimed_later(self) -> None:
-        """Close, a while from now, what the previous run handed over in vain."""
+    def close_unclaimed_later(self, delay: float) -> None:
+        """Close, ``delay`` seconds from now, what was handed over in vain."""
         with self.lock:
             self.load()
             if not any(self.offered.values()):
                 return  # nothing to close: no thread
             if self.timer is not None:
                 self.timer.cancel()
-            self.timer = threading.Timer(_UNCLAIMED_AFTER, self.close_unclaimed)
+            self.timer = threading.Timer(delay, self.close_unclaimed)
             self.timer.daemon = True
             self.timer.name = "reloader-sockets"
             self.timer.start()
@@ -1847,7 +1850,7 @@ class _Wrapper:
         _state.start(None, interval, owner="wrapper")
         # See "Keeping a listening socket across restarts".
         _state.sockets.install()
-        _state.sockets.close_unclaimed_later()
+        _state.sockets.close_unclaimed_later(_UNCLAIMED_AFTER_START)
         status = self.run_program(*target)
         _state.sockets.keep_unclaimed()
         if options.until_success and status == 0:
