@@ -1431,8 +1431,12 @@ class _Sockets:
             return  # a child process of the program keeps nothing
         with self.lock:
             key = self.keys.get(sock) if self.keys is not None else None
-            if key is None or any(kept.owner() is sock for kept in self.kept):
-                return  # not bound here, or kept already (listen() again)
+            adopted = any(kept.owner() is sock for kept in self.kept)
+        if key is None:
+            return  # not bound here: not ours to keep
+        self.close_unclaimed_later(_UNCLAIMED_AFTER_LISTEN)  # it is serving
+        if adopted:
+            return  # kept already (adopted, or listen() again)
         try:
             kept = _Kept(key, _duplicate(sock))
         except OSError as e:  # out of descriptors, say: it listens all the same
@@ -1442,7 +1446,6 @@ class _Sockets:
         with self.lock:
             self.kept.append(kept)
         self.note_hidden(_link_unix_path(sock))
-        self.close_unclaimed_later(_UNCLAIMED_AFTER_LISTEN)
 
     def note_hidden(self, hidden: "str | None") -> None:
         """Remember a hidden name (see _link_unix_path), to remove at exit."""
