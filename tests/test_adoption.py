@@ -809,3 +809,34 @@ restart_until(2)
     assert runs[1]["ino"] != runs[0]["ino"], output
     assert "forgery still open: True" in output, output
     assert output.count("not adopting") == 1, output
+
+
+@pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no Unix sockets")
+def test_unix_socket_whose_path_is_gone_for_good_is_bound_afresh(spawn, tmp_path):
+    # Run 1 removes its socket's path and every other name of that file: the
+    # kept socket can no longer be reached, so run 2 binds a new one there.
+    write(
+        tmp_path / "prog.py",
+        PRELUDE
+        + """
+server = socket.socket(socket.AF_UNIX)
+server.bind("app.sock")
+server.listen()
+print("run=%d server %s" % (run, describe(server)))
+if run == 1:
+    for name in os.listdir("."):
+        if name.endswith(".sock") or ".sock.reloader" in name:
+            os.unlink(name)
+else:
+    with socket.socket(socket.AF_UNIX) as client:
+        client.connect("app.sock")
+        print("connected")
+restart_until(2)
+""",
+    )
+    child = spawn("-m", "reloader", "--until-success", "prog.py")
+    assert child.wait_exit() == 0, child.output()
+    output = child.output()
+    runs = sockets(output, "server")
+    assert len(runs) == 2 and runs[1]["ino"] != runs[0]["ino"], output
+    assert "connected" in output and output.count("not adopting") == 1, output
