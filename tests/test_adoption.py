@@ -840,3 +840,31 @@ restart_until(2)
     runs = sockets(output, "server")
     assert len(runs) == 2 and runs[1]["ino"] != runs[0]["ino"], output
     assert "connected" in output and output.count("not adopting") == 1, output
+
+
+def test_server_closed_and_bound_again_within_a_run(spawn, tmp_path):
+    # As without reloader, a program may close its server and bind the same
+    # address again (a test suite, a server restarted in-process): it gets
+    # a listening socket there each time, in every run.
+    port = free_port()
+    write(
+        tmp_path / "prog.py",
+        PRELUDE
+        + f"""
+for attempt in range(3):
+    server = socket.create_server(("127.0.0.1", {port}))
+    print("run=%d server%d %s" % (run, attempt, describe(server)))
+    with socket.create_connection(("127.0.0.1", {port})):
+        conn, _ = server.accept()
+        conn.close()
+    server.close()
+restart_until(2)
+""",
+    )
+    child = spawn("-m", "reloader", "--until-success", "prog.py")
+    assert child.wait_exit() == 0, child.output()
+    output = child.output()
+    for attempt in range(3):
+        runs = sockets(output, f"server{attempt}")
+        assert len(runs) == 2 and runs[0]["at"] == runs[1]["at"] == str(port), output
+    assert "not adopting" not in output and "Error" not in output, output
