@@ -2,11 +2,15 @@
 
 Two ways to use it::
 
-    python -m reloader app.py [args...]      # run app.py, run it again on every save
-    python -m reloader -m package [args...]  # the same for a module
+    reloader app.py [args...]                # run app.py, run it again on every save
+    reloader -m package [args...]            # the same for a module
+    python -m reloader app.py [args...]      # the same command, also for a copy
 
     import reloader                          # inside a long-running program
     reloader.start()
+
+``pip install python-reloader`` installs this module and the ``reloader``
+command; or copy this one file into a project (it needs nothing else).
 
 A daemon thread polls the file of every imported module, and every path given
 to ``watch()``, every ``check_time`` milliseconds. When one changes, and the
@@ -68,8 +72,12 @@ import time
 # runs: mypy treats any name TYPE_CHECKING as true, the types below exist only
 # for it, and the annotations Python evaluates (a function's) are strings
 # where they name these types or use ``X | Y``, which 3.9 cannot evaluate.
+# The name is deleted at the end of the module (nothing public outside
+# ``__all__``); mypy reports any use of it after that.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
+    import ctypes
     import socket
     import subprocess
     from collections.abc import Callable, Iterable, Sequence
@@ -81,6 +89,47 @@ if TYPE_CHECKING:
     class _AsyncioLoop(Protocol):
         def call_soon_threadsafe(self, callback: Callable[[], object]) -> object: ...
 
+    class _KEvent(Protocol):
+        """What ``_Kqueue`` reads from a ``select.kevent`` the kernel returned."""
+
+        @property
+        def ident(self) -> int: ...
+        @property
+        def flags(self) -> int: ...
+        @property
+        def fflags(self) -> int: ...
+
+    class _KqueueHandle(Protocol):
+        """The part of ``select.kqueue`` used here."""
+
+        def fileno(self) -> int: ...
+        def close(self) -> None: ...
+        def control(
+            self,
+            changelist: Optional[Iterable[_KEvent]],
+            maxevents: int,
+            timeout: Optional[float] = ...,
+        ) -> list[_KEvent]: ...
+
+    class _KqueueModule(Protocol):
+        """The part of the ``select`` module used here, so a test can pass a fake."""
+
+        KQ_FILTER_VNODE: int
+        KQ_EV_ADD: int
+        KQ_EV_CLEAR: int
+        KQ_EV_ERROR: int
+        KQ_NOTE_WRITE: int
+        KQ_NOTE_DELETE: int
+        KQ_NOTE_EXTEND: int
+        KQ_NOTE_ATTRIB: int
+        KQ_NOTE_RENAME: int
+        KQ_NOTE_REVOKE: int
+
+        def kqueue(self) -> _KqueueHandle: ...
+        def kevent(
+            self, ident: int, filter: int, flags: int, fflags: int
+        ) -> _KEvent: ...
+
     _Loop = Union[_TornadoLoop, _AsyncioLoop]
     _Print = Union[tuple[int, int, int], None, object]
 
@@ -89,6 +138,7 @@ __all__ = [
     "stop",
     "wait",
     "watch",
+    "ignore",
     "add_reload_hook",
     "restart",
     "set_close_exec",
@@ -150,7 +200,7 @@ def wait() -> "NoReturn":
     _state.stop()
     interval = _state.check_time or 0.5
     # An event nobody sets: a stop() elsewhere must not end the wait.
-    _state.watcher.run(interval, threading.Event(), loop=None)
+    _state.watcher.run(interval, threading.Event(), _state.restarter(None))
     raise AssertionError("unreachable: the watcher loop only ends by restarting")
 
 
@@ -171,7 +221,27 @@ def watch(path: "str | os.PathLike[str]") -> None:
         raise TypeError(f"watch() needs a path that is a str, not {name!r}")
     if not name or "\0" in name:
         raise ValueError(f"watch() needs a non-empty path without NUL, not {name!r}")
-    _state.watcher.add_root(os.path.abspath(name))
+    _state.watcher.targets.add_root(os.path.abspath(name))
+
+
+def ignore(pattern: str) -> None:
+    """Never count a change to a path that matches ``pattern``.
+
+    ``pattern`` is an ``fnmatch`` glob (``*.log``, ``data/*``, ``build``),
+    matched against each file's name and against its path relative to each
+    watched folder (for imported modules, also to the start directory). A
+    pattern that matches a folder's name leaves that folder out: it is not
+    even listed. Applies to watched folders and imported modules alike, from
+    the next scan on. Raises ``TypeError`` if ``pattern`` is not a ``str``,
+    ``ValueError`` if it is empty.
+    """
+    if not isinstance(pattern, str):
+        raise TypeError(f"ignore() needs a str pattern, not {type(pattern).__name__}")
+    if not pattern or "\0" in pattern:
+        raise ValueError(
+            f"ignore() needs a non-empty pattern without NUL, not {pattern!r}"
+        )
+    _state.watcher.targets.ignore(pattern)
 
 
 def add_reload_hook(fn: "Callable[[], object]") -> None:
@@ -226,7 +296,7 @@ def listening_socket(address: "Any", **kwargs: "Any") -> "socket.socket":
 
 
 def main(argv: "Sequence[str] | None" = None) -> int:
-    """Run the command line ``python -m reloader``; see ``--help``.
+    """Run the command line, ``reloader`` or ``python -m reloader``; see ``--help``.
 
     Runs the program in this process as ``python`` would, reports how it
     ended, then waits for a change to any file it involved and runs it again
@@ -248,9 +318,9 @@ if TYPE_CHECKING:
 # ---------------------------------------------------------------------------
 # The state: one object, so that the module's globals are written in one place.
 
-# Environment variables that carry state through ``execv``; see "Carrying the
-# reference time across a restart" and ``_Sockets``.
-_SINCE_ENV = "RELOADER_SINCE"
+# Environment variables that carry state through ``execv``; see _Handover
+# and _Sockets.
+_WATCH_ENV = "RELOADER_WATCH"
 _SOCKETS_ENV = "RELOADER_SOCKETS"
 
 
@@ -265,7 +335,10 @@ class _State:
         self.owner = ""
         self.check_time = 0.0
         self.restarting = False
-        self.watcher = _Watcher(_reference_time(own_environment))
+        handover = os.environ.get(_WATCH_ENV, "")
+        if own_environment:
+            os.environ.pop(_WATCH_ENV, None)
+        self.watcher = _Watcher(self.cwd, handover)
         self.sockets = _Sockets(own_environment)
 
     def start(self, loop: "_Loop | None", interval: float, owner: str) -> None:
@@ -288,7 +361,7 @@ class _State:
             self.check_time = interval
             self.thread = threading.Thread(
                 target=self.watcher.run,
-                args=(interval, self.stop_event, loop),
+                args=(interval, self.stop_event, self.restarter(loop)),
                 name="reloader",
                 daemon=True,
             )
@@ -298,6 +371,7 @@ class _State:
         with self.lock:
             thread, self.thread = self.thread, None
             self.stop_event.set()
+        self.watcher.wake()
         if thread is not None and thread is not threading.current_thread():
             thread.join()
 
@@ -316,13 +390,37 @@ class _State:
                 return
             _run_hooks(hooks)
             # After the hooks, which may change what it is made of.
-            since = self.watcher.restart_since or time.time_ns() - _MARGIN_NS
-            self.watcher.restart_since = 0
-            _reexecute(self.command_line(), self.cwd, self.sockets, since)
+            handover = self.watcher.handover_value()
+            _reexecute(self.command_line(), self.cwd, self.sockets, handover)
         finally:
             with self.lock:
                 self.restarting = False
                 self.sockets.restart_pending = False
+
+    def restarter(self, loop: "_Loop | None") -> "Callable[[dict[str, str]], None]":
+        """What the watcher calls on a change: say so, restart on ``loop``."""
+
+        def on_change(changed: "dict[str, str]") -> None:
+            _announce(changed)
+            self.restart_on(loop)
+
+        return on_change
+
+    def restart_on(self, loop: "_Loop | None") -> None:
+        if loop is None:
+            self.restart()
+            return
+        asyncio_loop = getattr(loop, "asyncio_loop", loop)
+        closed = getattr(asyncio_loop, "is_closed", None)
+        running = getattr(asyncio_loop, "is_running", None)
+        if (closed is not None and closed()) or (running is not None and not running()):
+            # Closed, or stopped after run_until_complete(): nothing would run
+            # a callback there, perhaps ever again.
+            self.restart()
+        elif hasattr(loop, "add_callback"):
+            loop.add_callback(self.restart)
+        else:
+            loop.call_soon_threadsafe(self.restart)
 
     def command_line(self) -> list[str]:
         return list(self.argv) if self.argv is not None else _command_line()
@@ -331,7 +429,8 @@ class _State:
         # Threads do not survive fork: forget the parent's watcher thread, and
         # renew the lock, which another thread may have held at the fork.
         self.lock = threading.Lock()
-        self.watcher.lock = threading.Lock()
+        self.watcher.forget_news()
+        self.watcher.targets.lock = threading.Lock()
         self.watcher.poll_lock = threading.Lock()
         self.sockets.after_fork_in_child()
         self.thread = None
@@ -400,46 +499,186 @@ def _run_hooks(hooks: "Iterable[Callable[[], object]]") -> None:
 # ---------------------------------------------------------------------------
 # The watcher.
 #
-# Carrying the reference time across a restart
+# How the watcher is built
 # ---------------------------------------------------------------------------
-# A file is only compared with itself: the first scan records what it sees.
-# An edit made after the process started but before that first scan (while
-# the restarted process is still importing, say) would be recorded as the
-# starting point and never seen. So a file seen for the first time counts as
-# changed when its modification time lies after a reference time, or its inode
-# change time does: an mtime can be set back (an editor or a checkout that
-# restores it, a mv of an old file), the ctime cannot, and a write, utime() or
+# Four parts, none of which knows what its caller does with its answer:
+#
+# * _Targets decides what to watch: the files of imported modules, the
+#   watch()ed paths, the files under watched folders (walked without
+#   recursion, so any depth, skipping what _Rules ignores).
+# * _Prints keeps the fingerprints of the watched files and tells which
+#   changed: the hot scan (see "Keeping the scan at the cost of its stats")
+#   and the decision on first sight (see "Deciding on first sight").
+# * A notification source says which paths the kernel saw change; see
+#   "Notifications".
+# * _Watcher runs the loop: it waits for the next poll or a notification,
+#   lets a burst of changes settle, holds the restart while a changed .py
+#   does not compile, keeps a program that rewrites a watched file at every
+#   start from restarting for ever, and hands the changed paths to the
+#   ``on_change`` callable its owner gave it.
+#
+# Deciding on first sight
+# ---------------------------------------------------------------------------
+# A file is compared with itself, each scan with what the last one saw. Its
+# first sight has nothing to compare with, yet an edit made after the process
+# started and before that first scan (while a restarted process still
+# imports, say) must not be lost. So on first sight a file counts as changed
+# when its mtime or its ctime lies after a reference time: an mtime can be
+# set back (cp -p, tar x, git), a ctime cannot, and every write, utime() and
 # rename sets it. The reference time is:
 #
-# * after a restart, the moment the old process took the stat pass that found
-#   every file settled, less a margin. The old process puts it in RELOADER_SINCE
-#   with its pid, which execv keeps; the new one takes it only if the pid is its
-#   own (or its parent's, after the spawn fallback), so a child process the
-#   program starts never inherits it. The margin covers the file systems'
-#   coarse clock, which stamps a write up to a tick (a few ms) before the
-#   time.time_ns() of the same moment; it is smaller than the settle time, so
-#   the files of the burst that caused the restart lie before it.
-# * on a first start, the process's own start time where the system tells it
-#   (Linux), rounded late so a save made just before the launch is not taken
-#   for one made after; elsewhere, the time this module was imported.
+# * after a restart, the moment the old process began the scan that found
+#   every file settled. The old process puts it in RELOADER_WATCH with its
+#   pid, which execv keeps; the new one takes it only if the pid is its own
+#   (its parent's, after the spawn fallback), so a child process the program
+#   starts never inherits it.
+# * on a first start, the process's start time where the system tells it
+#   (Linux: /proc/self/stat, in clock ticks, rounded up; the boot clock is
+#   read before the wall clock, so a pause between the two reads can only
+#   move it later), so a file written before the launch never counts,
+#   whatever the load; elsewhere, the time this module was imported.
 #
-# Modification times in the future are never a first-sight change, so a file
-# from a clock-skewed archive cannot cause a restart loop. A module imported
-# long after start() whose file was edited before its import is seen as
-# changed once: the process restarts one extra time, and the new reference
-# time ends it.
+# Timestamps are coarser than the clock: ext4 with small inodes and exFAT
+# stamp whole seconds, FAT two, and the finest are taken from a clock that
+# lags a tick behind time.time_ns(). A stamp t says only that the write came
+# before t plus that granularity, so no margin can make a comparison with it
+# safe near t; content can. A file whose stamps are that recent is decided
+# by what it holds:
+#
+# * while a watched file's newest stamp is within _RACY_NS (plus its
+#   granularity) of a scan, the scan also compares its content digest with
+#   the last one: an edit in the same tick, of the same size, is caught;
+# * a restart hands the digests of those files over to the new process,
+#   which compares them on first sight, whatever the stamps say;
+# * a file whose stamp is too close to the reference time to tell, with no
+#   digest to decide, counts as changed after a restart (it may be an edit
+#   made while the restart ran) and as unchanged on a first start (it was
+#   most likely written just before the launch).
+#
+# Stamps in the future never count at first sight, so a file from a
+# clock-skewed archive cannot cause a restart loop.
 
-_MARGIN_NS = 20_000_000
 _SETTLE = 0.05
-# Within this many ns of a scan, a write can leave mtime, size and inode as
-# they were (coarse clocks, one-second file systems): such files are compared
-# by content until their last write is older than this.
+# Within this much of a file's newest stamp, an edit can leave its stamps,
+# size and inode as they were: such files are compared by content.
 _RACY_NS = 2_000_000_000
 _RACY_MAX_BYTES = 1 << 20
+_TICK_NS = 20_000_000  # the lag of the kernel's coarse clock, and then some
+_HANDOVER_MAX_BYTES = 64 * 1024  # of digests in the environment (limit 128 KiB)
+# The restart-loop guard: a file that alone caused this many restarts in a
+# row, each time changed within _EARLY_NS of the start, no longer counts.
+_LOOP_RESTARTS = 3
+_EARLY_NS = 5_000_000_000
 
-_IGNORED_DIRS = frozenset(
+# Keeping the scan at the cost of its stats
+# ---------------------------------------------------------------------------
+# The floor is a Python loop calling os.stat on every file. Python code run
+# per file on top of it costs 15-20 %: building a fingerprint tuple alone
+# costs 10 %. So the pass runs in C, list(map(getter, map(os.stat, paths))),
+# with a getter of one number that changes whenever the fingerprint can: the
+# inode change time. Every write, truncate, utime(), chmod and rename sets it,
+# and a file renamed over the path brings its own; within one tick of a
+# coarse clock it may not move, and then the file is recent, so its content
+# decides (see "Deciding on first sight"). Windows keeps the creation time in
+# st_ctime, so there the getter is the fingerprint without it. The paths and
+# their quick prints are two parallel lists because that is what runs at C
+# speed; everything else known of a path is in one dict of _Seen records.
+if sys.platform == "win32":
+    _quick_print = operator.attrgetter("st_mtime_ns", "st_size", "st_ino")
+else:
+    _quick_print = operator.attrgetter("st_ctime_ns")
+
+
+def _granularity(stamp: int) -> int:
+    """How far after ``stamp`` the write it records may have happened, in ns."""
+    if stamp % 1_000_000_000 == 0:
+        return 2_000_000_000  # whole seconds: FAT rounds to two
+    return _TICK_NS
+
+
+def _newest_stamp(st: "os.stat_result") -> int:
+    if sys.platform == "win32":
+        return st.st_mtime_ns
+    return max(st.st_mtime_ns, st.st_ctime_ns)
+
+
+class _Handover:
+    """What one run of the watcher tells the next through ``execv``.
+
+    The reference time, the content digests of recently written files, and
+    the restart-loop counts; carried in RELOADER_WATCH as
+    ``kind:pid:json``, where kind is ``exec`` (the pid is this process's) or
+    ``spawn`` (the parent's).
+    """
+
+    def __init__(self, value: str) -> None:
+        self.since = 0
+        self.digests: dict[str, list[int]] = {}
+        self.loops: dict[str, int] = {}
+        kind, _, rest = value.partition(":")
+        pid, _, data = rest.partition(":")
+        expected = os.getpid() if kind == "exec" else os.getppid()
+        if kind not in ("exec", "spawn") or pid != str(expected):
+            return  # none, or not ours: a child process of the program
+        import json
+
+        try:
+            parsed = json.loads(data)
+            since, digests, loops = parsed["since"], parsed["digests"], parsed["loops"]
+            if isinstance(since, int) and isinstance(digests, dict):
+                self.since, self.digests = since, digests
+            if isinstance(loops, dict):
+                self.loops = loops
+        except (ValueError, KeyError, TypeError):
+            _log.debug("ignoring a malformed %s", _WATCH_ENV)
+
+    @staticmethod
+    def write(
+        since: int, digests: "dict[str, list[int]]", loops: "dict[str, int]"
+    ) -> str:
+        """The JSON part of the value; the restart puts kind and pid before it."""
+        import json
+
+        kept: dict[str, list[int]] = {}
+        size = 0
+        for path, digest in digests.items():
+            size += len(path) + 30
+            if size > _HANDOVER_MAX_BYTES:
+                break  # the rest are decided by their stamps
+            kept[path] = digest
+        return json.dumps({"since": since, "digests": kept, "loops": loops})
+
+
+def _process_start_ns() -> int:
+    """When this process started, on the wall clock; never earlier than that."""
+    if sys.platform == "win32" or not hasattr(time, "CLOCK_BOOTTIME"):
+        return time.time_ns()
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        ticks_per_second = os.sysconf("SC_CLK_TCK")
+        start_ticks = int(fields[19]) + 1  # field 22; +1 rounds late
+    except (OSError, ValueError, IndexError):
+        return time.time_ns()  # no /proc: the import time is the best we know
+    # Boot clock first: a pause before the wall clock is read moves the
+    # result later, never earlier than the true start.
+    boot = time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+    now = time.time_ns()
+    return now - max(0, boot - start_ticks * 1_000_000_000 // ticks_per_second)
+
+
+# What is never a change
+# ---------------------------------------------------------------------------
+# Names, at any depth under a watched folder (a folder so named is not
+# walked), each for its reason:
+_IGNORED_NAMES = frozenset(
     {
+        "4913",  # vim writes it to learn whether a folder is writable
+        ".DS_Store",  # the macOS Finder's view settings
+        # Byte code: a change there always comes with one to its source.
         "__pycache__",
+        # Version control and tools: they rewrite their own files often, and
+        # a checkout changes the sources, which are watched.
         ".git",
         ".hg",
         ".svn",
@@ -448,175 +687,1640 @@ _IGNORED_DIRS = frozenset(
         ".mypy_cache",
         ".pytest_cache",
         ".ruff_cache",
+        ".idea",
+        ".vscode",
         "node_modules",
     }
 )
-_IGNORED_SUFFIXES = (".swp", ".swx", "~", ".pyc")
-_IGNORED_NAMES = frozenset({"4913"})  # vim's probe for a writable folder
-
-_UNSEEN = object()  # a path not stat'ed yet: compared with the reference time
-_fingerprint = operator.attrgetter("st_mtime_ns", "st_size", "st_ino")
-
-# Keeping the scan at the cost of its stats
-# ---------------------------------------------------------------------------
-# The floor is a Python loop calling os.stat on every file. Python code run
-# per file on top of it costs 15-20 %: building the fingerprint tuple alone
-# (three attribute reads and a tuple) costs 10 %. So the pass runs in C,
-# list(map(getter, map(os.stat, paths))), with a getter of a single number
-# that changes whenever the fingerprint can: the inode change time. Every
-# write, truncate, utime() and rename sets it, and a new inode renamed over
-# the file brings its own; the full fingerprint is then read, by a second
-# stat of those few files only, and decides. A change of ctime alone (chmod)
-# is no change. Windows keeps the creation time in st_ctime, so there the
-# getter is the fingerprint itself.
-if sys.platform == "win32":
-    _quick_print = _fingerprint
-else:
-    _quick_print = operator.attrgetter("st_ctime_ns")
+# Editors' scratch files: vim's swap files (.swp, .swo, .swx) and backups
+# (~), emacs's auto-save (#x#) and lock files (.#x), JetBrains' safe-write
+# copies; and byte code again.
+_IGNORED_SUFFIXES = (
+    ".swp",
+    ".swo",
+    ".swx",
+    "~",
+    "___jb_tmp___",
+    "___jb_old___",
+    ".pyc",
+)
+_IGNORED_PREFIXES = (".#",)
+# A folder holding this file is a virtual environment: thousands of files
+# that pip, not the user, changes.
+_VENV_MARKER = "pyvenv.cfg"
 
 
-def _reference_time(own_environment: bool) -> int:
-    """The reference time in ns; see "Carrying the reference time"."""
-    value = os.environ.get(_SINCE_ENV)
-    if own_environment:
-        os.environ.pop(_SINCE_ENV, None)
-    if value:
-        kind, _, rest = value.partition(":")
-        pid, _, since = rest.partition(":")
-        expected = os.getpid() if kind == "exec" else os.getppid()
-        if kind in ("exec", "spawn") and pid == str(expected) and since.isdigit():
-            return int(since)
-    return _process_start_ns()
+class _Rules:
+    """Which paths never count: the default names and ``ignore()`` patterns."""
 
+    def __init__(self) -> None:
+        self.patterns: list[str] = []
+        self.match: Optional[Callable[[str], object]] = None
+        self.version = 0  # bumped by add(): the listings must be filtered again
 
-def _process_start_ns() -> int:
-    now = time.time_ns()
-    if sys.platform == "win32" or not hasattr(time, "CLOCK_BOOTTIME"):
-        return now
-    try:
-        with open("/proc/self/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-        ticks_per_second = os.sysconf("SC_CLK_TCK")
-        start_ticks = int(fields[19]) + 1  # field 22; +1 rounds late
-        age = time.clock_gettime(time.CLOCK_BOOTTIME) - start_ticks / ticks_per_second
-    except (OSError, ValueError, IndexError):
-        return now  # no /proc: the import time is the best we know
-    return now - max(0, int(age * 1e9))
+    def add(self, pattern: str) -> None:
+        import fnmatch
+        import re
+
+        self.patterns.append(pattern)
+        union = "|".join(fnmatch.translate(os.path.normcase(p)) for p in self.patterns)
+        self.match = re.compile(union).match
+        self.version += 1
+
+    def ignores_name(self, name: str) -> bool:
+        """The defaults, and the patterns, on a file or folder name."""
+        if (
+            name in _IGNORED_NAMES
+            or name.endswith(_IGNORED_SUFFIXES)
+            or name.startswith(_IGNORED_PREFIXES)
+            or (len(name) > 1 and name[0] == name[-1] == "#")
+        ):
+            return True
+        return self.match is not None and bool(self.match(os.path.normcase(name)))
+
+    def ignores_path(self, path: str, bases: "Iterable[str]") -> bool:
+        """The patterns, on ``path`` relative to each of ``bases`` holding it."""
+        match = self.match
+        if match is None:
+            return False
+        for base in bases:
+            prefix = base.rstrip(os.sep) + os.sep
+            if path.startswith(prefix) and match(os.path.normcase(path[len(prefix) :])):
+                return True
+        return False
 
 
 class _Dir:
     """What a watched folder held when it was last listed."""
 
-    __slots__ = ("dirs", "files", "print")
+    __slots__ = ("dirs", "files", "print", "version")
 
-    def __init__(self, fingerprint: "tuple[int, int, int]") -> None:
+    def __init__(self, fingerprint: "tuple[int, int, int]", version: int) -> None:
         self.print = fingerprint
+        self.version = version  # of the rules it was filtered with
         self.files: list[str] = []
         self.dirs: list[str] = []
 
 
-class _Watcher:
-    """The scan: fingerprints of every watched file, compared each pass.
+class _Targets:
+    """What to watch: module files, ``watch()``ed paths, files under folders.
 
-    The hot loop stats a precomputed list of paths, with the fingerprints in
-    a parallel list; the list is rebuilt only when ``sys.modules``, the
-    ``watch()`` list or a watched folder's listing changed.
+    ``refresh()`` brings the list up to date and says whether it changed;
+    ``files`` is then every file to fingerprint, ``fresh`` the files that
+    appeared in a folder listed before (new there, whatever their stamps).
     """
 
-    def __init__(self, since: int) -> None:
-        self.since = since
+    def __init__(self, cwd: str) -> None:
+        self.cwd = cwd
         self.lock = threading.Lock()
+        self.rules = _Rules()
         self.roots: dict[str, None] = {}
         self.roots_changed = False
-        self.paths: list[str] = []
-        self.prints: list[_Print] = []
-        self.quick: list[object] = []
-        self.modules_key: Optional[tuple[int, object]] = None
         self.dirs: dict[str, _Dir] = {}
-        self.gone: dict[str, _Print] = {}
-        self.absent: dict[str, _Print] = {}
-        self.racy: dict[str, tuple[int, tuple[int, int, int], bytes]] = {}
-        self.pending: dict[str, None] = {}
-        self.unsettled = False  # changes seen, not yet settled and decided
-        self.restart_since = 0  # the settled scan's time, for the next run
-        self.poll_lock = threading.Lock()
+        self.modules_key: Optional[tuple[int, object]] = None
+        self.files: dict[str, None] = {}
+        self.fresh: list[str] = []
+        self.since = 0  # the reference time, for folders seen the first time
         self.reported: set[str] = set()
-        self.scan_count = 0
 
     def add_root(self, path: str) -> None:
         with self.lock:
             self.roots[path] = None
             self.roots_changed = True
 
-    # -- the loop ---------------------------------------------------------
+    def ignore(self, pattern: str) -> None:
+        with self.lock:
+            self.rules.add(pattern)
+            self.roots_changed = True
+
+    def refresh(self, walk: bool = True) -> bool:
+        """Bring ``files`` up to date; True if it changed.
+
+        ``walk``: look for changes in the watched folders' listings too; new
+        roots are walked whatever it says.
+        """
+        modules = sys.modules
+        # A cheap sign that sys.modules changed: its size and last key. A module
+        # replaced in place under the same name keeps both, but keeps its file.
+        try:
+            key: Optional[tuple[int, object]] = (len(modules), next(reversed(modules)))
+        except (RuntimeError, StopIteration):
+            key = None  # another thread imported between the two calls: rebuild
+        rebuild = key is None or key != self.modules_key
+        self.modules_key = key
+        with self.lock:
+            roots = list(self.roots)
+            new_roots, self.roots_changed = self.roots_changed, False
+        self.fresh = []
+        # A root that is no folder (a file, or not there yet) is one of the
+        # files, so only a new watch() walks it again: it is stat'ed once per
+        # scan. Becoming a folder changes its print: a restart.
+        if new_roots:
+            walked = roots
+        else:
+            walked = [root for root in roots if root in self.dirs] if walk else []
+        if not (self.walk(walked) or rebuild or new_roots):
+            return False
+        files: dict[str, None] = {}
+        rules = self.rules
+        bases = [self.cwd, *roots]
+        for path in _module_paths(self.cwd):
+            name = os.path.basename(path)
+            if not (rules.ignores_name(name) or rules.ignores_path(path, bases)):
+                files[path] = None
+        for root in roots:
+            if root not in self.dirs:
+                files[root] = None  # asked for by name: watched whatever its name
+        for folder in self.dirs.values():
+            files.update(dict.fromkeys(folder.files))
+        changed = files.keys() != self.files.keys()
+        self.files = files
+        return changed or bool(self.fresh)
+
+    def walk(self, roots: "list[str]") -> bool:
+        """Relist the watched folders that changed; True if a listing did.
+
+        A stack, not recursion: a tree of any depth is walked.
+        """
+        now = time.time_ns()
+        seen: set[tuple[int, int]] = set()
+        live: set[str] = set()
+        changed = False
+        # (folder, the watched root it is under, new: appeared in a folder
+        # listed before, so every file in it is new here)
+        stack = [(root, root, False) for root in reversed(roots)]
+        while stack:
+            path, root, new = stack.pop()
+            try:
+                changed |= self.walk_one(path, root, new, now, seen, live, stack)
+            except Exception as e:
+                # One folder's trouble never blinds the watcher to the others.
+                self.report_once(f"walk:{path}", "cannot watch %s: %s", path, e)
+        for path in list(self.dirs):
+            if path not in live and any(_is_under(path, root) for root in roots):
+                del self.dirs[path]
+                changed = True
+        return changed
+
+    def walk_one(
+        self,
+        path: str,
+        root: str,
+        new: bool,
+        now: int,
+        seen: "set[tuple[int, int]]",
+        live: "set[str]",
+        stack: "list[tuple[str, str, bool]]",
+    ) -> bool:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False  # not there (yet): watched for its appearance
+        if not _is_dir(st.st_mode) or (st.st_dev, st.st_ino) in seen:
+            return False  # a file, or a folder already walked (symlink loop)
+        seen.add((st.st_dev, st.st_ino))
+        live.add(path)
+        fingerprint = (st.st_mtime_ns, st.st_size, st.st_ino)
+        folder = self.dirs.get(path)
+        if folder is None and not new:
+            # First sight: a folder moved here since the reference time, its
+            # ctime new but not its mtime (its entries are as they were),
+            # brings files that are new here.
+            new = st.st_mtime_ns <= self.since < st.st_ctime_ns <= now
+        changed = False
+        known: Optional[set[str]] = None  # the subfolders before a new listing
+        if (
+            folder is None
+            or folder.print != fingerprint
+            or folder.version != self.rules.version
+            or now - st.st_mtime_ns < _RACY_NS + _granularity(st.st_mtime_ns)
+        ):
+            known = None if folder is None else set(folder.dirs)
+            changed = self.list_dir(path, root, fingerprint, new=new)
+            folder = self.dirs[path]
+        for sub in reversed(folder.dirs):
+            # A folder seen for the first time with its parent (the first
+            # scan, a new watch()) holds files that were there before.
+            fresh = new or (known is not None and sub not in known)
+            stack.append((sub, root, fresh))
+        return changed
+
+    def list_dir(
+        self, path: str, root: str, fingerprint: "tuple[int, int, int]", new: bool
+    ) -> bool:
+        folder = _Dir(fingerprint, self.rules.version)
+        rules = self.rules
+        bases = (root, self.cwd)
+        try:
+            with os.scandir(path) as entries:
+                listed = list(entries)
+        except OSError as e:
+            # Unreadable: watch what it held before, if anything.
+            self.report_once(f"list:{path}", "cannot list %s: %s", path, e)
+            listed = []
+        if path != root and any(entry.name == _VENV_MARKER for entry in listed):
+            listed = []  # a virtual environment: see _VENV_MARKER
+        for entry in listed:
+            full = entry.path
+            if rules.ignores_name(entry.name) or rules.ignores_path(full, bases):
+                continue
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                continue  # vanished while listing: its folder changes again
+            (folder.dirs if is_dir else folder.files).append(full)
+        old = self.dirs.get(path)
+        self.dirs[path] = folder
+        before = set() if old is None else set(old.files)
+        if old is not None or new:
+            # A new file in a watched folder is a change even if its stamps
+            # are old (a mv keeps them).
+            self.fresh += [file for file in folder.files if file not in before]
+        return old is None or old.files != folder.files or old.dirs != folder.dirs
+
+    def report_once(self, key: str, message: str, *args: object) -> None:
+        if key not in self.reported:
+            self.reported.add(key)
+            _log.warning(message, *args)
+
+
+def _module_paths(cwd: str) -> "list[str]":
+    """The files of all modules, in import order, ``.pyc`` mapped to source."""
+    paths: dict[str, None] = {}
+    # A copy: another thread may import while we walk. list() of a dict view
+    # runs in C without releasing the GIL, so it sees one consistent state.
+    for module in list(sys.modules.values()):
+        try:
+            path = _module_path(module, cwd)
+        except Exception:
+            continue  # a lazy module whose attributes raise: nothing to watch
+        if path is not None:
+            paths[path] = None
+    return list(paths)
+
+
+def _module_path(module: object, cwd: str) -> "str | None":
+    path = getattr(module, "__file__", None)
+    if not isinstance(path, str) or not path or "\0" in path:
+        return None
+    archive = getattr(getattr(module, "__loader__", None), "archive", None)
+    if isinstance(archive, str):
+        return archive  # a module in a zip file: watch the zip
+    if path.endswith(".pyc"):
+        folder, name = os.path.split(path)
+        if os.path.basename(folder) == "__pycache__":
+            path = os.path.join(os.path.dirname(folder), name.partition(".")[0] + ".py")
+    if not os.path.isabs(path):
+        path = os.path.join(cwd, path)
+    return path
+
+
+class _Seen:
+    """What the scan knows of a path beyond its place in the hot lists.
+
+    ``print``: its quick print when last seen, for a path out of the hot
+    lists (absent now, or no longer watched); None for a path known not to
+    have existed, whatever appears there is new. ``absent``: not there now.
+    ``stamp``, ``digest``: while the file is recent (see "Deciding on first
+    sight"), its newest stamp and the digest of its content.
+    """
+
+    __slots__ = ("absent", "digest", "print", "stamp")
+
+    def __init__(self, print: object, absent: bool = False) -> None:
+        self.print = print
+        self.absent = absent
+        self.stamp = 0
+        self.digest: Optional[list[int]] = None
+
+
+class _Hot:
+    """One group of watched files, in the hot scan's two parallel lists.
+
+    ``paths`` and ``quick`` (their quick prints; None: not seen yet) are
+    lists because that is what runs at C speed; ``index`` (path to place)
+    is built only when single files are checked, after a notification.
+    """
+
+    __slots__ = ("_index", "paths", "quick")
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        self.quick: list[object] = []
+        self._index: Optional[dict[str, int]] = None
+
+    def set(self, paths: "list[str]", quick: "list[object]") -> None:
+        self.paths, self.quick, self._index = paths, quick, None
+
+    def index(self) -> "dict[str, int]":
+        if self._index is None:
+            self._index = {path: i for i, path in enumerate(self.paths)}
+        return self._index
+
+
+class _Prints:
+    """The fingerprints of the watched files; tells which changed.
+
+    The files are in two groups: ``polled``, stat'ed at every poll, and
+    ``notified``, which a notification source covers: stat'ed when it names
+    them (``check()``) and at the safety poll. ``scan()`` stats a whole group
+    and returns the changed paths, each with ``created`` or ``modified``. A
+    file is judged on first sight by the reference time and the digests
+    handed over; see "Deciding on first sight".
+    """
+
+    def __init__(self) -> None:
+        self.since = 0
+        self.first_start = True
+        self.digests: dict[str, list[int]] = {}  # handed over, until first sight
+        self.polled = _Hot()
+        self.notified = _Hot()
+        self.seen: dict[str, _Seen] = {}
+        self.recent: dict[str, None] = {}  # the paths whose _Seen has a digest
+        self.first_sights: set[str] = set()  # of the last scan or check
+        self.scan_count = 0
+
+    def take(self, handover: _Handover) -> None:
+        """Start from what the previous run handed over, or the process start."""
+        self.first_start = handover.since == 0
+        self.since = handover.since or _process_start_ns()
+        self.digests = dict(handover.digests)
+
+    def set_files(
+        self,
+        files: "dict[str, None]",
+        fresh: "list[str]",
+        notified: "set[str] | frozenset[str]" = frozenset(),
+    ) -> None:
+        """Watch exactly ``files``; those in ``fresh`` are new wherever seen.
+
+        The files in ``notified`` go to the notified group, the rest to the
+        polled one.
+        """
+        old: dict[str, object] = {}
+        for group in (self.polled, self.notified):
+            old.update(zip(group.paths, group.quick))
+        for path, quick in old.items():
+            if path not in files and quick is not None:
+                # No longer watched: remember it, in case it comes back.
+                record = self.seen.setdefault(path, _Seen(quick))
+                record.print = quick
+        for path in fresh:
+            self.seen.setdefault(path, _Seen(None))
+        lists: tuple[list[str], list[str]] = ([], [])
+        for path in files:
+            known = self.seen.get(path)
+            if known is None or not known.absent:
+                # Else not there: check_absent() looks for it each scan.
+                lists[path in notified].append(path)
+        for group, paths in zip((self.polled, self.notified), lists):
+            group.set(paths, [old.get(path) for path in paths])
+        if len(self.seen) > len(files) + 10_000:
+            for path in [p for p in self.seen if p not in files]:
+                del self.seen[path]
+                self.recent.pop(path, None)
+
+    # -- one scan ---------------------------------------------------------
+
+    def scan(self, everything: bool = True) -> "dict[str, str]":
+        """Stat the polled files, and the notified ones if ``everything``.
+
+        Returns the changed paths. The absent and the recent files are
+        looked at too, whatever their group.
+        """
+        # Before the stats: a stamp after it is no older than the scan.
+        now = time.time_ns()
+        changed: dict[str, str] = {}
+        self.first_sights = set()
+        for group in (self.polled, self.notified) if everything else (self.polled,):
+            try:
+                # See "Keeping the scan at the cost of its stats".
+                quick: list[object] = list(map(_quick_print, map(os.stat, group.paths)))
+            except OSError:
+                quick = self.stat_each(group)
+            if quick != group.quick:
+                self.compare(group, quick, now, changed)
+        self.scan_count += 1
+        absent = [path for path, record in self.seen.items() if record.absent]
+        if absent:
+            self.check_absent(absent, now, changed)
+        if self.recent:
+            self.check_recent(now, changed)
+        return changed
+
+    def check(self, paths: "Iterable[str]") -> "dict[str, str]":
+        """Stat the notified files among ``paths``; return the changed ones."""
+        now = time.time_ns()
+        changed: dict[str, str] = {}
+        self.first_sights = set()
+        group = self.notified
+        index = group.index()
+        for path in paths:
+            i = index.get(path)
+            if i is None:
+                continue  # not a notified file: polled, or absent
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue  # gone is no change: the next scan sets it aside
+            self.judge(group, i, st, now, changed)
+        if self.recent:
+            self.check_recent(now, changed, only=paths)
+        return changed
+
+    def stat_each(self, group: _Hot) -> "list[object]":
+        """The slow pass, when a file vanished: set it aside as absent."""
+        current: list[object] = []
+        paths, quick = [], []
+        for path, old in zip(group.paths, group.quick):
+            try:
+                st = os.stat(path)
+            except OSError:
+                # Gone is not a change by itself: its last print is kept, so
+                # only a different file coming back counts. Never seen: any
+                # file that comes is a change.
+                record = self.seen.setdefault(path, _Seen(old))
+                if old is not None:
+                    record.print = old
+                record.absent = True
+                continue
+            current.append(_quick_print(st))
+            paths.append(path)
+            quick.append(old)
+        group.set(paths, quick)
+        return current
+
+    def compare(
+        self, group: _Hot, quick: "list[object]", now: int, changed: "dict[str, str]"
+    ) -> None:
+        """Take the new quick prints; add the paths that really changed."""
+        old_quick = group.quick
+        group.quick = quick
+        for i, (new, old) in enumerate(zip(quick, old_quick)):
+            if new == old:
+                continue
+            try:
+                st = os.stat(group.paths[i])
+            except OSError:
+                continue  # gone since: the next scan sets it aside
+            quick[i] = old  # judge() compares with it
+            self.judge(group, i, st, now, changed)
+
+    def judge(
+        self,
+        group: _Hot,
+        i: int,
+        st: "os.stat_result",
+        now: int,
+        changed: "dict[str, str]",
+    ) -> None:
+        """Take ``st`` as what the file at ``i`` is now; note it if it changed."""
+        path, old = group.paths[i], group.quick[i]
+        new = group.quick[i] = _quick_print(st)
+        if new == old:
+            return
+        record = self.seen.get(path)
+        if old is None:
+            self.first_sights.add(path)
+        if old is not None:
+            how = "modified"  # see "Keeping the scan at the cost of its stats"
+        elif record is None:
+            how = "modified" if self.touched_since(path, st) else ""
+        elif record.print is None:
+            how = "created"  # appeared in a folder listed before
+        else:
+            how = "modified" if record.print != new else ""
+        if how:
+            changed[path] = how
+        self.note_recent(path, st, now)
+
+    def touched_since(self, path: str, st: "os.stat_result") -> bool:
+        """First sight: written after the reference time?"""
+        digest = self.digests.pop(path, None)
+        if digest is not None:
+            return _digest(path) != digest
+        # The clock is read after the stat: a write that lands between the
+        # scan's start and this stat is not from the future.
+        now = time.time_ns()
+        for stamp in (st.st_mtime_ns, st.st_ctime_ns):
+            if self.since < stamp <= now:
+                return True
+            if not self.first_start and self.since < stamp + _granularity(stamp):
+                return True  # too close to tell, nothing to compare with
+        return False
+
+    def note_recent(self, path: str, st: "os.stat_result", now: int) -> None:
+        """Keep the digest of a file whose stamps are too recent to trust."""
+        stamp = _newest_stamp(st)
+        record = self.seen.get(path)
+        if now - stamp < _RACY_NS + _granularity(stamp):
+            if record is None:
+                record = self.seen[path] = _Seen(_quick_print(st))
+            record.stamp = stamp
+            record.digest = _digest(path)
+            self.recent[path] = None
+        elif record is not None and not record.absent:
+            # Nothing left to know beyond its place in the hot lists.
+            del self.seen[path]
+            self.recent.pop(path, None)
+
+    def check_absent(
+        self, absent: "list[str]", now: int, changed: "dict[str, str]"
+    ) -> None:
+        for path in absent:
+            record = self.seen[path]
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue  # still not there
+            new = _quick_print(st)
+            if record.print != new:
+                changed[path] = "created" if record.print is None else "modified"
+            del self.seen[path]
+            self.recent.pop(path, None)
+            # Polled from now on: it came back where nothing may notify.
+            self.polled.set([*self.polled.paths, path], [*self.polled.quick, new])
+            self.note_recent(path, st, now)
+
+    def check_recent(
+        self, now: int, changed: "dict[str, str]", only: "Iterable[str] | None" = None
+    ) -> None:
+        """Compare the contents of files written too recently to trust stat."""
+        for path in list(self.recent) if only is None else self.recent.keys() & only:
+            record = self.seen[path]
+            if path not in changed and not record.absent:
+                digest = _digest(path)
+                if digest != record.digest:
+                    record.digest = digest
+                    changed[path] = "modified"
+            # Read after ``now``: an edit after that read gets a stamp of its own.
+            if now - record.stamp >= _RACY_NS + _granularity(record.stamp):
+                del self.recent[path]
+                record.digest = None
+                if not record.absent:
+                    del self.seen[path]
+
+    def recent_digests(self) -> "dict[str, list[int]]":
+        """The digests of the recent files, for the next run."""
+        result = {}
+        for path in self.recent:
+            digest = self.seen[path].digest
+            if digest is not None:
+                result[path] = digest
+        return result
+
+
+def _digest(path: str) -> "list[int]":
+    """The size and CRC-32 of a file's content (its first MiB); [-1] if unreadable."""
+    import zlib
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read(_RACY_MAX_BYTES + 1)
+    except OSError:
+        return [-1]
+    return [len(data), zlib.crc32(data)]
+
+
+# Notifications
+# ---------------------------------------------------------------------------
+# Polling is the ground truth; notifications only wake the watcher early and
+# narrow what it looks at. The source is chosen once, below: inotify on Linux,
+# kqueue on macOS and the BSDs (through the standard library and ctypes
+# only), none elsewhere (Windows polls). It is made in the watcher thread
+# after the first scan, so neither ctypes nor its cost reaches
+# ``import reloader``, and only where the poll-only switch (``--poll``,
+# RELOADER_POLL=1) is off.
+#
+# What is trusted: files on local file systems (an allow-list read from
+# /proc/self/mountinfo; on macOS, statfs) in folders the source watches are
+# checked when a notification names them, and stat'ed all together only by
+# the safety poll, every _SAFETY_POLL seconds. Every other file (network and
+# virtual-machine file systems, where notifications may never come; folders
+# the source could not watch, past a limit) is polled every check_time, as
+# without notifications. If a safety poll finds a change that no
+# notification reported, that mount is polled every check_time from then on,
+# with one log line. If the source loses track (its queue overflowed, a
+# watched folder was replaced), the next scan is a full one; if it fails,
+# the watcher closes it and polls everything, with one log line.
+#
+# A burst: after a notification the watcher waits for _SETTLE of quiet (50
+# ms is the shortest that does not split a 30-file checkout on a loaded
+# machine), then decides on the files named. Notifications about nothing
+# watched (a log written beside the modules) are read in batches: after such
+# a read the watcher sleeps _SETTLE before the next, so a busy writer costs
+# a read per 50 ms, not one per write.
+
+_SAFETY_POLL = 10.0
+_POLL_ENV = "RELOADER_POLL"
+
+# The inotify(7) constants, from <sys/inotify.h>; they are the same on every
+# Linux architecture (IN_CLOEXEC and IN_NONBLOCK are O_CLOEXEC and O_NONBLOCK,
+# which are not, so those are taken from os below).
+_IN_MODIFY = 0x2
+_IN_ATTRIB = 0x4
+_IN_CLOSE_WRITE = 0x8
+_IN_MOVED_FROM = 0x40
+_IN_MOVED_TO = 0x80
+_IN_CREATE = 0x100
+_IN_DELETE = 0x200
+_IN_DELETE_SELF = 0x400
+_IN_MOVE_SELF = 0x800
+_IN_UNMOUNT = 0x2000
+_IN_Q_OVERFLOW = 0x4000
+_IN_IGNORED = 0x8000
+_IN_ONLYDIR = 0x1000000
+
+# What a folder's watch asks for. A watch on the *folder* sees every way a
+# file in it can be saved: written in place (IN_MODIFY, IN_CLOSE_WRITE), a
+# temporary file renamed over it (IN_MOVED_TO), vim's rename-away-and-write
+# (IN_MOVED_FROM, IN_CREATE), delete then create, and a bare os.utime
+# (IN_ATTRIB). A watch on the file itself would die with the old inode at the
+# first rename-over. IN_CLOSE_WRITE alone would do for editors, but a writer
+# that keeps the file open (a log) or writes through mmap only ever gives
+# IN_MODIFY; the caller batches such noise, so it is kept.
+_FOLDER_EVENTS = (
+    _IN_CREATE
+    | _IN_DELETE
+    | _IN_MOVED_FROM
+    | _IN_MOVED_TO
+    | _IN_CLOSE_WRITE
+    | _IN_MODIFY
+    | _IN_ATTRIB
+    | _IN_DELETE_SELF
+    | _IN_MOVE_SELF
+    | _IN_ONLYDIR
+)
+
+# After these the watch no longer stands for the folder at that path: the
+# folder was deleted, moved away (the watch follows the inode, not the path),
+# or its file system unmounted. Whatever happened there since is unknown.
+_LOST_FOLDER = _IN_DELETE_SELF | _IN_MOVE_SELF | _IN_UNMOUNT | _IN_IGNORED
+
+# One read() takes at most this much, so a folder written to without pause
+# cannot keep read() from returning; what is left keeps the descriptor
+# readable, and the caller's select() comes straight back for it.
+_READ_SIZE = 64 * 1024
+_MAX_READS = 16
+
+
+class _Inotify:
+    """Linux: tells which watched folders had an entry change, through inotify (ctypes).
+
+    One watch per folder; events name the folder's entry, so the caller gets
+    full paths of the files that may have changed. Raises ``OSError`` when
+    inotify cannot be had (no such function in the C library, ``ENOSYS``,
+    ``EMFILE`` when the per-user instance limit is reached); the caller then
+    polls.
+    """
+
+    def __init__(self) -> None:
+        if sys.platform == "win32":
+            import errno
+
+            raise OSError(errno.ENOSYS, "no inotify on Windows")
+        import ctypes  # 1.5-3 ms: only in the watcher thread, never at import
+        import struct
+
+        libc = _libc()
+        init1 = libc.inotify_init1
+        init1.argtypes = [ctypes.c_int]
+        init1.restype = ctypes.c_int
+        add_watch = libc.inotify_add_watch
+        add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+        add_watch.restype = ctypes.c_int
+        rm_watch = libc.inotify_rm_watch
+        rm_watch.argtypes = [ctypes.c_int, ctypes.c_int]
+        rm_watch.restype = ctypes.c_int
+        self._add_watch: Callable[[int, bytes, int], int] = add_watch
+        self._rm_watch: Callable[[int, int], int] = rm_watch
+        self._get_errno: Callable[[], int] = ctypes.get_errno
+        # struct inotify_event { int wd; uint32_t mask, cookie, len; char name[]; }
+        self._unpack: Callable[[bytes, int], tuple[int, int, int, int]]
+        self._unpack = struct.Struct("iIII").unpack_from
+        # Close-on-exec, so the restarted process (an execv) and any program
+        # the user's code runs never inherit the queue; non-blocking, so
+        # read() drains and returns.
+        fd = init1(os.O_CLOEXEC | os.O_NONBLOCK)
+        if fd < 0:
+            code = ctypes.get_errno()
+            raise OSError(code, "inotify_init1: " + os.strerror(code))
+        self._fd: int = fd
+        self._wd: dict[str, int] = {}  # folder -> watch descriptor
+        # A watch descriptor names an inode, so two paths to one folder (a
+        # symlink and its target, a bind mount) share one: wd -> every
+        # (folder, "folder/") it stands for.
+        self._folders: dict[int, list[tuple[str, str]]] = {}
+        self._wanted: frozenset[str] = frozenset()
+        self._failed: set[str] = set()
+
+    def fileno(self) -> int:
+        """The inotify descriptor: readable when events are queued (-1 once closed)."""
+        return self._fd
+
+    def cover(
+        self, files: "list[str]", folders: "set[str]"
+    ) -> "tuple[set[str], set[str]]":
+        """Watch the folders of ``files`` and ``folders``.
+
+        Returns the files covered (their folder is watched) and the folders
+        that could not be watched.
+        """
+        failed = self.sync({os.path.dirname(f) for f in files} | folders)
+        return {f for f in files if os.path.dirname(f) not in failed}, failed
+
+    def sync(self, folders: "Iterable[str]") -> "set[str]":
+        """Watch exactly ``folders``; return those that could not be watched.
+
+        A folder fails when it is gone, not a folder, not readable
+        (``EACCES``), or when the per-user watch limit is reached
+        (``ENOSPC``: every folder not yet watched fails then, without trying
+        each). Failed folders are tried again when a later call names a
+        different set; watches dropped by ``read()`` (a folder deleted or
+        replaced) are re-added by the next call whatever it names. A call
+        with the same set as the last costs set arithmetic and no system
+        call. Paths are used as given: a symlink to a folder watches the
+        folder it points to, so the caller passes real paths where the link
+        itself may change.
+        """
+        wanted = frozenset(folders)
+        for folder in self._wd.keys() - wanted:
+            self._unwatch(folder)
+        missing = wanted - self._wd.keys()
+        if wanted == self._wanted:
+            missing -= self._failed
+        else:
+            self._failed &= wanted
+            self._wanted = wanted
+        full = False
+        for folder in missing:
+            self._failed.discard(folder)
+            if full:
+                self._failed.add(folder)
+                continue
+            try:
+                self._watch(folder)
+            except OSError as e:
+                # Safe to swallow: the folder is returned as not watched and
+                # the caller polls its files, which is exactly as before.
+                import errno
+
+                self._failed.add(folder)
+                full = e.errno == errno.ENOSPC
+        return set(self._failed)
+
+    def read(self) -> "set[str] | None":
+        """Drain the queued events without blocking; the paths they name.
+
+        A path is ``folder/name`` for an entry of a watched folder, the folder
+        itself for an event on the folder. None means the source lost track
+        and the caller must scan everything: the queue overflowed, or a
+        watched folder was deleted, moved, replaced or unmounted (its watch
+        is forgotten here, so the next ``sync()`` adds it again). Raises
+        ``OSError`` if reading the descriptor fails other than by being empty.
+        """
+        paths: set[str] = set()
+        lost = False
+        for _ in range(_MAX_READS):
+            try:
+                data = os.read(self._fd, _READ_SIZE)
+            except BlockingIOError:
+                break
+            lost = self._parse(data, paths) or lost
+            if len(data) < _READ_SIZE // 2:
+                # A short read is the queue emptied (the kernel fills the
+                # buffer with whole events): spare the EAGAIN round trip.
+                break
+        return None if lost else paths
+
+    def close(self) -> None:
+        """Close the descriptor; harmless when already closed.
+
+        Closing the last reference to an inotify instance frees all its
+        watches, so no ``inotify_rm_watch`` is needed (nor wanted, see
+        ``forget()``).
+        """
+        fd, self._fd = self._fd, -1
+        self._wd.clear()
+        self._folders.clear()
+        self._wanted = frozenset()
+        self._failed.clear()
+        if fd >= 0:
+            os.close(fd)
+
+    def forget(self) -> None:
+        """Drop this process's reference, for a child forked after ``start()``.
+
+        After ``fork()`` parent and child share one inotify instance (one
+        queue, one set of watches): a child that read it would steal the
+        parent's events, and one that called ``inotify_rm_watch`` would remove
+        the parent's watches. Closing the descriptor in the child only drops
+        the child's reference; the parent's instance lives on untouched. That
+        is what ``close()`` does, so this is ``close()`` under the name that
+        says it is safe after a fork.
+        """
+        self.close()
+
+    def _watch(self, folder: str) -> None:
+        wd = self._add_watch(self._fd, os.fsencode(folder), _FOLDER_EVENTS)
+        if wd < 0:
+            code = self._get_errno()
+            raise OSError(code, os.strerror(code), folder)
+        self._wd[folder] = wd
+        prefix = folder if folder.endswith("/") else folder + "/"
+        self._folders.setdefault(wd, []).append((folder, prefix))
+
+    def _unwatch(self, folder: str) -> None:
+        wd = self._wd.pop(folder)
+        folders = self._folders[wd]
+        folders[:] = [entry for entry in folders if entry[0] != folder]
+        if folders:
+            return  # another path still stands for this inode
+        del self._folders[wd]
+        # A failure (EINVAL) means the kernel dropped the watch already: the
+        # folder went and its IN_IGNORED is still queued. Nothing is left to
+        # remove either way, and the IN_IGNORED that follows is dropped by
+        # _parse() as being about a watch no longer known.
+        self._rm_watch(self._fd, wd)
+
+    def _forget_wd(self, wd: int) -> None:
+        """Forget a watch that no longer stands for its folder's path."""
+        for folder, _prefix in self._folders.pop(wd, ()):
+            del self._wd[folder]
+
+    def _parse(self, data: bytes, paths: "set[str]") -> bool:
+        """Add the paths named by the events in ``data``; True if track was lost."""
+        lost = False
+        offset, end, unpack_from = 0, len(data), self._unpack
+        while offset + 16 <= end:  # 16: sizeof(struct inotify_event)
+            wd, mask, _cookie, size = unpack_from(data, offset)
+            start = offset + 16
+            offset = start + size
+            if mask & _IN_Q_OVERFLOW:
+                lost = True
+                continue
+            folders = self._folders.get(wd)
+            if folders is None:
+                # Our own rm_watch's IN_IGNORED, the IN_IGNORED after a lost
+                # folder's event, or events queued for a watch removed since:
+                # about no folder watched now. (Watch descriptors are
+                # allocated cyclically, so an old one is not soon reused.)
+                continue
+            if size:
+                name = os.fsdecode(data[start:offset].split(b"\0", 1)[0])
+                paths.update(prefix + name for _folder, prefix in folders)
+            else:
+                paths.update(folder for folder, _prefix in folders)
+            if mask & _LOST_FOLDER:
+                lost = True
+                if mask & _IN_MOVE_SELF:
+                    # A moved folder keeps its watch (it follows the inode),
+                    # which would report the new place under the old name.
+                    # Its failure can only mean the watch is gone already.
+                    self._rm_watch(self._fd, wd)
+                self._forget_wd(wd)
+        return lost
+
+
+def _libc() -> "ctypes.CDLL":
+    """The C library, keeping ``errno``; raises ``OSError`` if it has no inotify."""
+    import ctypes  # already imported by the caller: a dictionary lookup
+
+    # CDLL(None) is the interpreter's own symbols, libc's among them wherever
+    # Python is linked dynamically: no library path to guess, no subprocess.
+    libc = ctypes.CDLL(None, use_errno=True)
+    if hasattr(libc, "inotify_init1"):
+        return libc
+    import ctypes.util  # find_library runs ldconfig: only when needed
+
+    name = ctypes.util.find_library("c")
+    if name is not None:
+        libc = ctypes.CDLL(name, use_errno=True)
+        if hasattr(libc, "inotify_init1"):
+            return libc
+    import errno
+
+    raise OSError(errno.ENOSYS, "no inotify_init1 in the C library")
+
+
+# --- kqueue: macOS and the BSDs ---------------------------------------------
+
+
+class _Kqueue:
+    """macOS and the BSDs: tells which watched files and folders changed, by kqueue.
+
+    kqueue watches open descriptors, so every watched path costs one: the
+    caller gives the program's own files and folders (not the standard
+    library, not site-packages), and past a cap well under the descriptor
+    limit the rest is returned as not watched and polled. A folder's event
+    says an entry was added, removed or renamed (the caller lists it); a
+    file's says it was written, extended, touched, deleted or renamed over.
+
+    ``select_module`` is for tests only: Linux has no kqueue, so the tests
+    pass a fake ``select`` whose queue the test fills. Raises ``OSError``
+    where there is no kqueue.
+    """
+
+    def __init__(
+        self, select_module: "_KqueueModule | None" = None, limit: "int | None" = None
+    ) -> None:
+        if select_module is None:
+            select_module = _select_with_kqueue()
+        self._select = sel = select_module
+        self._kq = sel.kqueue()
+        self._limit = _descriptor_budget() if limit is None else limit
+        self._events = (
+            sel.KQ_NOTE_WRITE
+            | sel.KQ_NOTE_DELETE
+            | sel.KQ_NOTE_EXTEND
+            | sel.KQ_NOTE_ATTRIB
+            | sel.KQ_NOTE_RENAME
+            | sel.KQ_NOTE_REVOKE
+        )
+        # After these the descriptor no longer stands for the path: the file
+        # was deleted, another file renamed over it, or its volume revoked.
+        self._gone = sel.KQ_NOTE_DELETE | sel.KQ_NOTE_RENAME | sel.KQ_NOTE_REVOKE
+        self._fds: dict[str, int] = {}  # path -> open descriptor
+        self._paths: dict[int, str] = {}  # descriptor -> path (the kevent ident)
+        self._wanted: tuple[str, ...] = ()
+        self._failed: set[str] = set()
+
+    def fileno(self) -> int:
+        """The kqueue descriptor: readable when events are queued."""
+        return self._kq.fileno()
+
+    def cover(
+        self, files: "list[str]", folders: "set[str]"
+    ) -> "tuple[set[str], set[str]]":
+        """Watch ``folders`` and the program's own ``files``, up to the cap.
+
+        Not the standard library's or site-packages' files: a descriptor
+        each, they would use up the budget. Returns the files covered and
+        the folders that could not be watched.
+        """
+        library = tuple({sys.prefix, sys.base_prefix, sys.exec_prefix})
+        own = [
+            f
+            for f in files
+            if not f.startswith(library)
+            and "site-packages" not in f
+            and "dist-packages" not in f
+        ]
+        failed = self.sync([*folders, *own])
+        return {f for f in own if f not in failed}, folders & failed
+
+    def sync(self, paths: "Iterable[str]") -> "set[str]":
+        """Watch exactly ``paths``, files and folders, in the order given, up to a cap.
+
+        Returns the paths not watched: over the cap, gone, or not openable.
+        Order matters only past the cap, where the first ones win, so the
+        caller lists the files most likely to be edited first. Failed paths
+        are tried again when a later call names a different list; a watch
+        dropped by ``read()`` (a file deleted or renamed over) is re-added by
+        the next call. A call with the same list as the last makes no system
+        call.
+        """
+        wanted = tuple(dict.fromkeys(paths))
+        keep = set(wanted)
+        for path in [p for p in self._fds if p not in keep]:
+            self._unwatch(path)
+        if wanted != self._wanted:
+            self._wanted = wanted
+            self._failed.clear()
+        changes = []
+        for path in wanted:
+            if path in self._fds or path in self._failed:
+                continue
+            if len(self._fds) >= self._limit:
+                self._failed.add(path)
+                continue
+            try:
+                fd = _open_for_events(path)
+            except OSError:
+                # Safe to swallow: returned as not watched, so polled.
+                self._failed.add(path)
+                continue
+            self._fds[path] = fd
+            self._paths[fd] = path
+            flags = self._select.KQ_EV_ADD | self._select.KQ_EV_CLEAR
+            changes.append(
+                self._select.kevent(
+                    fd, self._select.KQ_FILTER_VNODE, flags, self._events
+                )
+            )
+        if changes:
+            self._register(changes)
+        return set(self._failed)
+
+    def read(self) -> "set[str] | None":
+        """Drain the queued events without blocking; the paths they name.
+
+        A deleted or renamed-over path is named and its watch dropped (the
+        next ``sync()`` watches whatever is there then). None means the
+        kqueue itself failed and the caller must scan everything.
+        """
+        paths: set[str] = set()
+        batch = max(len(self._fds), 1)
+        while True:
+            try:
+                events = self._kq.control(None, batch, 0)
+            except OSError:
+                # Safe: None makes the caller scan everything.
+                return None
+            for event in events:
+                path = self._paths.get(event.ident)
+                if path is None:
+                    continue  # queued before its watch was dropped
+                paths.add(path)
+                if event.flags & self._select.KQ_EV_ERROR or event.fflags & self._gone:
+                    self._unwatch(path)
+            if len(events) < batch:
+                return paths
+
+    def close(self) -> None:
+        """Close the kqueue and every watched descriptor; harmless when closed."""
+        for path in list(self._fds):
+            self._unwatch(path)
+        self._wanted = ()
+        self._failed.clear()
+        self._kq.close()
+
+    def forget(self) -> None:
+        """Release all in a child forked after ``start()``.
+
+        A kqueue is not inherited across ``fork()`` (the child has no such
+        descriptor, and recent CPython versions mark the object closed there,
+        so closing it is harmless), but the watched files' descriptors are,
+        and closing them in the child leaves the parent's copies open and
+        its watches in place.
+        """
+        self.close()
+
+    def _register(self, changes: "list[_KEvent]") -> None:
+        try:
+            self._kq.control(changes, 0, 0)
+        except OSError:
+            # A registration failed (kevent() stops at the first error):
+            # register one by one and give up only the ones that fail, which
+            # are then polled.
+            for change in changes:
+                try:
+                    self._kq.control([change], 0, 0)
+                except OSError:
+                    path = self._paths.get(change.ident)
+                    if path is not None:
+                        self._unwatch(path)
+                        self._failed.add(path)
+
+    def _unwatch(self, path: str) -> None:
+        """Stop watching ``path``: closing its descriptor also removes its kevent."""
+        fd = self._fds.pop(path)
+        del self._paths[fd]
+        os.close(fd)
+
+
+def _select_with_kqueue() -> "_KqueueModule":
+    """The ``select`` module where it has kqueue; raises ``OSError`` elsewhere."""
+    if sys.platform != "linux" and sys.platform != "win32":
+        import select
+
+        if hasattr(select, "kqueue"):
+            return select
+    import errno
+
+    raise OSError(errno.ENOSYS, "no kqueue on this platform")
+
+
+def _open_for_events(path: str) -> int:
+    """A descriptor on ``path`` for kqueue; raises ``OSError``.
+
+    ``O_EVTONLY`` (macOS) opens for notifications only, so the volume can
+    still be ejected; ``O_NONBLOCK`` keeps a FIFO from blocking the open.
+    """
+    if sys.platform == "win32":
+        import errno
+
+        raise OSError(errno.ENOSYS, "no kqueue on Windows")
+    evtonly = getattr(
+        os, "O_EVTONLY", 0x8000 if sys.platform == "darwin" else os.O_RDONLY
+    )
+    return os.open(path, evtonly | os.O_NONBLOCK | os.O_CLOEXEC)
+
+
+def _descriptor_budget() -> int:
+    """How many descriptors kqueue may take: a quarter of the soft limit, at most 1024.
+
+    macOS's default soft limit is 256, so 64 there: the program's own files
+    first (the caller's order), the rest polled. The program keeps the other
+    three quarters for its files, sockets and children.
+    """
+    if sys.platform == "win32":
+        return 0
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        return 1024
+    return max(0, min(soft // 4, 1024))
+
+
+# --- Which file systems notifications can be trusted on ---------------------
+
+# Local file systems: every change to them goes through this kernel, so
+# inotify hears of it. Not here, hence polled every check_time: network
+# (nfs, nfs4, cifs, smb3, afs, ceph, ...), virtual-machine shares (9p as in
+# WSL2's /mnt/c, vboxsf, virtiofs, vmhgfs) and every FUSE file system
+# (fuse.sshfs, fuseblk, Docker Desktop's bind mounts, ...), where another
+# machine or a user-space daemon can change files behind the kernel's back.
+_LOCAL_FILE_SYSTEMS = frozenset(
+    (
+        "ext2", "ext3", "ext4", "xfs", "btrfs", "f2fs", "zfs", "jfs", "reiserfs",
+        "bcachefs", "nilfs2", "tmpfs", "ramfs", "overlay", "hfs", "hfsplus",
+        "vfat", "msdos", "exfat", "ntfs3", "squashfs", "erofs", "iso9660",
+    )
+)  # fmt: skip
+
+
+def _mount_table(path: str = "/proc/self/mountinfo") -> "list[tuple[str, str]]":
+    """``(mount point, file system type)`` of every mount, longest mount point first.
+
+    Read from ``/proc/self/mountinfo`` (this process's mount namespace). Among
+    mounts stacked on one mount point the last mounted, the one visible,
+    comes first. The type keeps FUSE's subtype (``fuse.sshfs``). Returns an
+    empty list where the file cannot be read (no ``/proc``): every path is
+    then untrusted.
+    """
+    try:
+        with open(path, "rb") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return []  # Safe: an empty table trusts nothing, so everything is polled.
+    import re
+
+    escape = re.compile(rb"\\([0-7]{3})")
+    table = []
+    for line in reversed(lines):
+        # "36 35 98:0 /root /mnt rw,noatime master:1 - ext3 /dev/root rw"
+        # Field 5 is the mount point; a variable number of optional fields
+        # end at "-", which the type follows. Spaces, tabs, newlines and
+        # backslashes in a mount point are escaped as \040 \011 \012 \134.
+        fields = line.split(b" ")
+        try:
+            kind = fields[fields.index(b"-", 6) + 1]
+        except (ValueError, IndexError):
+            continue  # Safe: a malformed line trusts nothing.
+        point = escape.sub(lambda m: bytes((int(m.group(1), 8),)), fields[4])
+        table.append((os.fsdecode(point), os.fsdecode(kind)))
+    table.sort(key=lambda entry: -len(entry[0]))  # stable: the visible mount first
+    return table
+
+
+def _mount_of(path: str, table: "list[tuple[str, str]]") -> "tuple[str, bool]":
+    """The mount point holding ``path``'s real path, and whether it is local.
+
+    ``table`` is ``_mount_table()``. Not local: network, virtual-machine and
+    FUSE file systems, unknown types, and a path no mount holds ('').
+    """
+    real = os.path.realpath(path)
+    for point, kind in table:
+        if real == point or real.startswith(
+            point if point.endswith("/") else point + "/"
+        ):
+            return point, kind in _LOCAL_FILE_SYSTEMS
+    return "", False
+
+
+# macOS has no /proc and os.statvfs() gives neither a file system's type nor
+# its MNT_LOCAL flag, so the one stdlib-only way is statfs(2) through ctypes.
+# struct statfs with 64-bit inodes (<sys/mount.h>, the only layout on arm64,
+# "statfs$INODE64" on x86_64): f_bsize, f_iosize, five block and file counts,
+# f_fsid, f_owner, f_type, f_flags, f_fssubtype, then the names.
+_DARWIN_STATFS = "<Ii5Q2iIIII16s1024s1024sI7I"  # 2168 bytes
+_MNT_LOCAL = 0x1000
+_DARWIN_LOCAL_FILE_SYSTEMS = frozenset(("apfs", "hfs"))
+
+
+def _trusted_darwin(path: str) -> bool:
+    """macOS: whether notifications can be trusted for ``path``: on local APFS or HFS+.
+
+    Never run on a Mac yet (it is type-checked and its parsing tested on
+    Linux), so it fails closed: any error, or an answer whose mount point is
+    not a parent of the path (a layout read wrong), is False, and the path is
+    polled as it would be without notifications. Elsewhere it is False.
+    """
+    if sys.platform != "darwin":
+        return False
+    import ctypes
+
+    real = os.path.realpath(path)
+    libc = ctypes.CDLL(None, use_errno=True)
+    statfs = getattr(libc, "statfs$INODE64", None) or getattr(libc, "statfs", None)
+    if statfs is None:
+        return False
+    buffer = ctypes.create_string_buffer(2168)
+    if statfs(os.fsencode(real), buffer) != 0:
+        return False  # Safe: untrusted means polled.
+    return _statfs_says_local(buffer.raw, real)
+
+
+def _statfs_says_local(raw: bytes, real: str) -> bool:
+    """Whether a macOS ``struct statfs`` for ``real`` is a local APFS or HFS+ volume."""
+    import struct
+
+    fields = struct.unpack_from(_DARWIN_STATFS, raw)
+    flags, type_name, on_name = fields[11], fields[13], fields[14]
+    kind = os.fsdecode(type_name.split(b"\0", 1)[0])
+    point = os.fsdecode(on_name.split(b"\0", 1)[0])
+    under = real == point or real.startswith(point.rstrip("/") + "/")
+    return under and bool(flags & _MNT_LOCAL) and kind in _DARWIN_LOCAL_FILE_SYSTEMS
+
+
+def _is_local(folder: str, table: "list[tuple[str, str]]") -> bool:
+    """Can notifications be trusted for files in ``folder``?"""
+    if sys.platform == "darwin":
+        return _trusted_darwin(folder)
+    return _mount_of(folder, table)[1]
+
+
+# Choose the notification source once: inotify on Linux, kqueue on macOS and
+# the BSDs, none elsewhere.
+_NOTIFIER: "type[_Inotify | _Kqueue] | None"
+if sys.platform.startswith("linux"):
+    _NOTIFIER = _Inotify
+elif sys.platform == "darwin" or "bsd" in sys.platform:
+    _NOTIFIER = _Kqueue
+else:
+    _NOTIFIER = None
+
+
+class _News:
+    """The notification source as the watcher uses it.
+
+    Which watched files it covers (``cover()``), waiting for it with the
+    poll's timeout (``wait()``), the watched paths it named since the last
+    look (``named``, ``lost``, ``relist``), and the mounts whose news proved
+    incomplete (``heal()``). Raises ``OSError`` if the source cannot be made.
+    """
+
+    def __init__(self, kind: "type[_Inotify | _Kqueue]") -> None:
+        self.source = kind()
+        # wake() writes here so that stop() ends a select() at once.
+        self.wake_r, self.wake_w = os.pipe()
+        if sys.platform != "win32":  # no source there: keeps mypy content
+            os.set_blocking(self.wake_w, False)
+        self.table = _mount_table() if sys.platform.startswith("linux") else []
+        self.local: dict[str, tuple[bool, int]] = {}  # folder: (trusted, device)
+        self.distrusted: set[int] = set()  # devices a safety poll caught out
+        self.links: dict[str, str] = {}  # a symlinked file's real path: its path
+        self.named: set[str] = set()
+        self.named_since_poll: set[str] = set()
+        self.lost = True  # the first scan with news is a full one: see _Watcher
+        self.relist = False  # a watched folder's listing may have changed
+        self.relist_always = False  # some watched folder is not covered
+
+    def close(self) -> None:
+        self.source.close()
+        for fd in (self.wake_r, self.wake_w):
+            os.close(fd)
+
+    def forget(self) -> None:
+        """For a child forked after ``start()``: see the sources' forget()."""
+        self.source.forget()
+        for fd in (self.wake_r, self.wake_w):
+            os.close(fd)
+
+    def wake(self) -> None:
+        try:
+            os.write(self.wake_w, b".")
+        except OSError:
+            pass  # full (a wake is pending anyway) or closed (nothing to wake)
+
+    def cover(self, files: "dict[str, None]", folders: "list[str]") -> "set[str]":
+        """Have the source watch what it can of ``files`` and ``folders``.
+
+        Returns the files it covers: on a trusted file system, with their
+        folder (kqueue: the file itself) watched.
+        """
+        trusted = [f for f in files if self.trusts(os.path.dirname(f))]
+        wanted = {d for d in folders if self.trusts(d)}
+        self.links = {}
+        for path in trusted:
+            if os.path.islink(path):
+                # Events come from the folder of the file the link points to.
+                real = os.path.realpath(path)
+                self.links[real] = path
+                wanted.add(os.path.dirname(real))
+        covered, failed = self.source.cover(trusted, wanted)
+        for real, path in self.links.items():
+            if os.path.dirname(real) in failed:
+                covered.discard(path)
+        self.relist_always = len(wanted - failed) < len(folders)
+        return covered
+
+    def trusts(self, folder: str) -> bool:
+        known = self.local.get(folder)
+        if known is None:
+            try:
+                device = os.stat(folder).st_dev
+            except OSError:
+                device = -1  # not there: polled until it is
+            known = self.local[folder] = (
+                device >= 0 and _is_local(folder, self.table),
+                device,
+            )
+        return known[0] and known[1] not in self.distrusted
+
+    def wait(self, interval: float, stop: "threading.Event", targets: _Targets) -> bool:
+        """Wait up to ``interval`` for news about ``targets``; True if stopped.
+
+        Raises ``OSError`` if the source fails.
+        """
+        import select
+
+        deadline = time.monotonic() + interval
+        while True:
+            timeout = deadline - time.monotonic()
+            if timeout <= 0:
+                return stop.is_set()
+            fd = self.source.fileno()
+            ready = select.select([fd, self.wake_r], [], [], timeout)[0]
+            if stop.is_set():
+                return True
+            if self.wake_r in ready:
+                os.read(self.wake_r, 512)
+            if fd in ready:
+                if self.drain(targets):
+                    return False
+                # Nothing watched: read the next news in a batch; see
+                # "Notifications".
+                if stop.wait(_SETTLE):
+                    return True
+
+    def drain(self, targets: _Targets) -> bool:
+        """Take what the source has queued; True if it names anything watched."""
+        named = self.source.read()
+        if named is None:
+            self.lost = True
+            return True
+        found = False
+        for path in named:
+            path = self.links.get(path, path)
+            if path in targets.files:
+                self.named.add(path)
+                found = True
+            elif (
+                path in targets.dirs or os.path.dirname(path) in targets.dirs
+            ) and not targets.rules.ignores_name(os.path.basename(path)):
+                self.relist = found = True
+        self.named_since_poll |= self.named
+        return found
+
+    def take(self) -> "set[str]":
+        named, self.named, self.relist = self.named, set(), False
+        return named
+
+    def heal(self, changed: "Iterable[str]", covered: "Iterable[str]") -> bool:
+        """After a safety poll: distrust the mounts of changes none named.
+
+        ``changed``: what the poll found changed, first sights left out;
+        ``covered``: the files the source covers. Returns True if a mount
+        is polled every check_time from now on.
+        """
+        unreported = set(changed).intersection(covered) - self.named_since_poll
+        self.named_since_poll = set()
+        healed = False
+        for path in sorted(unreported):
+            folder = os.path.dirname(path)
+            device = self.local.get(folder, (False, -1))[1]
+            if device in self.distrusted or device < 0:
+                continue
+            self.distrusted.add(device)
+            self.local.clear()  # decided again against the new distrust
+            point = _mount_of(folder, self.table)[0] if self.table else folder
+            _log.warning(
+                "%s changed and no notification said so: polling the files "
+                "under %s every check_time from now on",
+                _relative(path),
+                point or folder,
+            )
+            healed = True
+        return healed
+
+
+class _Watcher:
+    """The loop: wait, scan, let a burst settle, decide; then ``on_change``.
+
+    ``on_change`` gets the changed paths, each with ``created`` or
+    ``modified``, once they have settled, compile, and are not a program's
+    own start-up writes; it is the owner's business what to do with them.
+    """
+
+    def __init__(self, cwd: str, handover: str) -> None:
+        self.targets = _Targets(cwd)
+        self.prints = _Prints()
+        self.handover: Optional[str] = handover  # read at the first scan
+        self.loops: dict[str, int] = {}  # the previous run's restart-loop counts
+        self.next_loops: dict[str, int] = {}
+        self.muted: set[str] = set()
+        self.pending: dict[str, str] = {}
+        self.unsettled = False  # changes seen, not yet settled and decided
+        self.restart_since = 0  # the settled scan's time, for the next run
+        self.poll_lock = threading.Lock()
+        self.reported: set[str] = set()
+        self.poll_only = os.environ.get(_POLL_ENV, "") not in ("", "0")
+        self.news: Optional[_News] = None  # made in the thread; see "Notifications"
+        self.news_failed = False
+        self.covered: set[str] = set()
+        self.next_safety_poll = 0.0
+
+    @property
+    def scan_count(self) -> int:
+        """Scans so far; read by bench/run.py."""
+        return self.prints.scan_count
 
     def run(
-        self, interval: float, stop: "threading.Event", loop: "_Loop | None"
+        self,
+        interval: float,
+        stop: "threading.Event",
+        on_change: "Callable[[dict[str, str]], object]",
     ) -> None:
-        """Poll until ``stop`` is set; restart on ``loop``, or here, on a change."""
+        """Poll until ``stop`` is set; call ``on_change`` on a change."""
+        # Imported before the first scan, not during one, so that sys.modules
+        # settles before the list of module files is first built.
+        import zlib  # noqa: F401  (for _digest)
+
         settle = min(_SETTLE, interval)
-        while not stop.wait(interval):
-            try:
-                # One poll at a time: a wait() and a start() may overlap.
-                with self.poll_lock:
-                    changed = self.poll(settle, stop)
-                    if changed and stop.is_set():
-                        self.pending.update(dict.fromkeys(changed))
-                        self.unsettled = True  # the next run restarts for them
-                        changed = []
-                if changed:
-                    _announce(changed)
-                    self.restart_with(loop)
-            except Exception as e:
-                self.report_once(
-                    f"scan:{type(e).__name__}:{e}",
-                    "scan or restart failed; the next scan runs as usual",
-                    exc_info=True,
-                )
+        try:
+            while not self.wait(interval, stop):
+                try:
+                    # One poll at a time: a wait() and a start() may overlap.
+                    with self.poll_lock:
+                        changed = self.poll(settle, stop)
+                        if changed and stop.is_set():
+                            self.pending.update(changed)
+                            self.unsettled = True  # the next run restarts for them
+                            changed = {}
+                    if changed:
+                        on_change(changed)
+                except Exception as e:
+                    self.report_once(
+                        f"scan:{type(e).__name__}:{e}",
+                        "scan or restart failed; the next scan runs as usual",
+                        exc_info=True,
+                    )
+        finally:
+            self.close_news()
 
-    def restart_with(self, loop: "_Loop | None") -> None:
-        if loop is None:
-            _state.restart()
+    def wait(self, interval: float, stop: "threading.Event") -> bool:
+        """Wait for the next poll, or news of a change; True if stopped."""
+        news = self.news
+        if news is None:
+            return stop.wait(interval)
+        try:
+            return news.wait(interval, stop, self.targets)
+        except (OSError, ValueError) as e:
+            self.news_failed = True
+            self.close_news()
+            _log.warning("notifications failed (%s): polling every file", e)
+            self.targets.modules_key = None  # files go back to the polled group
+            return stop.is_set()
+
+    def open_news(self) -> None:
+        """Make the notification source, after the first scan; see there."""
+        if _NOTIFIER is None or self.poll_only or self.news_failed:
             return
-        asyncio_loop = getattr(loop, "asyncio_loop", loop)
-        closed = getattr(asyncio_loop, "is_closed", None)
-        running = getattr(asyncio_loop, "is_running", None)
-        if (closed is not None and closed()) or (running is not None and not running()):
-            # Closed, or stopped after run_until_complete(): nothing would run
-            # a callback there, perhaps ever again.
-            _state.restart()
-        elif hasattr(loop, "add_callback"):
-            loop.add_callback(_state.restart)
-        else:
-            loop.call_soon_threadsafe(_state.restart)
+        try:
+            self.news = _News(_NOTIFIER)
+        except OSError as e:
+            self.news_failed = True
+            _log.debug("no notifications (%s): polling every file", e)
+            return
+        self.set_files()
 
-    def poll(self, settle: float, stop: "threading.Event") -> "list[str]":
+    def close_news(self) -> None:
+        news, self.news = self.news, None
+        if news is not None:
+            news.close()
+            self.covered = set()
+
+    def wake(self) -> None:
+        """End a wait() for news at once (stop() calls it)."""
+        news = self.news
+        if news is not None:
+            news.wake()
+
+    def forget_news(self) -> None:
+        """In a child forked after start(): the source is the parent's."""
+        news, self.news = self.news, None
+        if news is not None:
+            news.forget()
+
+    def set_files(self) -> None:
+        """Give the new list of files to the fingerprints, by group."""
+        targets = self.targets
+        if self.news is not None:
+            self.covered = self.news.cover(targets.files, list(targets.dirs))
+        self.prints.set_files(targets.files, targets.fresh, self.covered)
+
+    def poll(self, settle: float, stop: "threading.Event") -> "dict[str, str]":
         """One scan; on a change, scan until the burst settles.
 
         Returns the changed paths when the process should restart, or an
-        empty list (also while a changed ``.py`` file does not compile).
+        empty dict (also while a changed ``.py`` file does not compile).
         """
         since = time.time_ns()
         changed = self.scan()
         if not changed and not self.unsettled:
-            return []  # also while a syntax error holds the restart: nothing new
+            return {}  # also while a syntax error holds the restart: nothing new
         self.unsettled = True
         while changed:
-            self.pending.update(dict.fromkeys(changed))
+            for path, how in changed.items():
+                self.pending.setdefault(path, how)
             if stop.wait(settle):
-                return []  # stopped: the next run settles what is pending
+                return {}  # stopped: the next run settles what is pending
             since = time.time_ns()
             changed = self.scan()
         self.unsettled = False
-        ready = [path for path in self.pending if os.path.exists(path)]
+        ready = {p: how for p, how in self.pending.items() if os.path.exists(p)}
         if not ready:
             self.pending.clear()
-            return []
+            return {}
         if any(self.does_not_compile(path) for path in ready):
-            return []
+            return {}
         self.pending.clear()
-        self.restart_since = since - min(_MARGIN_NS, int(settle * 1e9))
+        self.restart_since = since
+        self.next_loops = self.count_loops(ready)
         return ready
+
+    def scan(self) -> "dict[str, str]":
+        """Bring the list of files up to date, stat them; return the changed."""
+        if self.handover is not None:
+            handover = _Handover(self.handover)
+            self.handover = None
+            self.prints.take(handover)
+            self.targets.since = self.prints.since
+            self.loops = handover.loops
+            self.muted = {p for p, n in self.loops.items() if n >= _LOOP_RESTARTS}
+        news = self.news
+        if news is not None:
+            news.drain(self.targets)  # what happened since the wake
+        full = news is None or news.lost or time.monotonic() >= self.next_safety_poll
+        relist = news is None or full or news.relist or news.relist_always
+        if self.targets.refresh(walk=relist):
+            self.set_files()
+        if full:
+            changed = self.prints.scan(everything=True)
+            if news is not None:
+                news.drain(self.targets)  # a change the stats saw is queued by now
+                first = self.prints.first_sights
+                if not news.lost and news.heal(
+                    [p for p in changed if p not in first], self.covered
+                ):
+                    self.set_files()
+                news.lost = False
+                news.take()
+            self.next_safety_poll = time.monotonic() + _SAFETY_POLL
+        else:
+            changed = self.prints.scan(everything=False)
+            changed.update(self.prints.check(news.take()))  # type: ignore[union-attr]
+        if news is None:
+            self.open_news()
+        for path in self.muted.intersection(changed):
+            del changed[path]
+            self.report_once(
+                f"loop:{path}",
+                "%s changed right after each of the last %d starts: no longer "
+                "counting it (ignore() or --ignore says so for good)",
+                _relative(path),
+                _LOOP_RESTARTS,
+                level=logging.WARNING,
+            )
+        return changed
+
+    def count_loops(self, ready: "dict[str, str]") -> "dict[str, int]":
+        """The restart-loop counts for the next run; see _LOOP_RESTARTS.
+
+        A restart counts when every file that caused it changed within
+        _EARLY_NS of this run's start and is no module's source (the
+        program's own code is the user's, not a file it writes).
+        """
+        kept = {p: n for p, n in self.loops.items() if n >= _LOOP_RESTARTS}
+        modules = set(_module_paths(self.targets.cwd))
+        for path in ready:
+            try:
+                st = os.stat(path)
+            except OSError:
+                return kept
+            if path in modules or _newest_stamp(st) - self.prints.since > _EARLY_NS:
+                return kept
+        return {**kept, **{p: self.loops.get(p, 0) + 1 for p in ready}}
+
+    def handover_value(self) -> str:
+        """What the next run needs, for RELOADER_WATCH; see _Handover."""
+        since = self.restart_since or time.time_ns()
+        loops = self.next_loops if self.restart_since else {}
+        self.restart_since = 0
+        return _Handover.write(since, self.prints.recent_digests(), loops)
 
     def does_not_compile(self, path: str) -> bool:
         if not path.endswith(".py"):
@@ -638,315 +2342,28 @@ class _Watcher:
             return False  # unreadable or gone: the new process will tell
         return False
 
-    def report_once(self, key: str, message: str, *args: object, **kw: "Any") -> None:
+    def report_once(
+        self,
+        key: str,
+        message: str,
+        *args: object,
+        level: int = logging.ERROR,
+        **kw: "Any",
+    ) -> None:
         if key in self.reported:
             return
         if len(self.reported) > 1000:
             self.reported.clear()
         self.reported.add(key)
-        _log.error(message, *args, **kw)
-
-    # -- one scan ---------------------------------------------------------
-
-    def scan(self) -> "list[str]":
-        """Stat every watched path once; return those that changed."""
-        self.refresh_paths()
-        try:
-            # See "Keeping the scan at the cost of its stats".
-            quick: list[object] = list(map(_quick_print, map(os.stat, self.paths)))
-        except OSError:
-            quick = self.stat_each()
-        self.scan_count += 1
-        now = time.time_ns()
-        changed = self.compare(quick, now) if quick != self.quick else []
-        if self.absent:
-            changed += self.check_absent(now)
-        if self.racy:
-            changed += self.check_racy(now, changed)
-        return changed
-
-    def stat_each(self) -> "list[object]":
-        """The slow pass, when a file vanished: set it aside in ``absent``."""
-        current: list[object] = []
-        paths, prints, quick = [], [], []
-        for path, old, old_quick in zip(self.paths, self.prints, self.quick):
-            try:
-                st = os.stat(path)
-            except OSError:
-                # Gone is not a change by itself: its last print is kept, so
-                # only a different file coming back counts. Never seen: any
-                # file that comes is a change.
-                self.absent[path] = None if old is _UNSEEN else old
-                continue
-            current.append(_quick_print(st))
-            paths.append(path)
-            prints.append(old)
-            quick.append(old_quick)
-        self.paths, self.prints, self.quick = paths, prints, quick
-        self.reindex_racy()
-        return current
-
-    def compare(self, quick: "list[object]", now: int) -> "list[str]":
-        """Take the new prints; return the paths that really changed."""
-        changed = []
-        for i, (new_quick, old_quick) in enumerate(zip(quick, self.quick)):
-            if new_quick == old_quick:
-                continue
-            path = self.paths[i]
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue  # gone since: the next scan sets it aside
-            new = _fingerprint(st)
-            old = self.prints[i]
-            if new != old:
-                if old is not _UNSEEN or self.touched_since(st):
-                    changed.append(path)
-                self.prints[i] = new
-                self.note_racy(path, i, new, now)
-        self.quick = quick
-        return changed
-
-    def touched_since(self, st: "os.stat_result") -> bool:
-        """First sight: written or renamed after the reference time?"""
-        # The clock is read after the stat: a write that lands between the
-        # scan's start and this stat is not from the future.
-        now = time.time_ns()
-        return self.since < st.st_mtime_ns <= now or self.since < st.st_ctime_ns <= now
-
-    def check_absent(self, now: int) -> "list[str]":
-        changed = []
-        for path, old in list(self.absent.items()):
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue  # still not there
-            del self.absent[path]
-            new = _fingerprint(st)
-            self.paths.append(path)
-            self.prints.append(new)
-            self.quick.append(_quick_print(st))
-            if new != old:
-                changed.append(path)
-                self.note_racy(path, len(self.paths) - 1, new, now)
-        return changed
-
-    def note_racy(
-        self, path: str, i: int, new: "tuple[int, int, int]", now: int
-    ) -> None:
-        if now - _RACY_NS < new[0] <= now and new[1] <= _RACY_MAX_BYTES:
-            self.racy[path] = (i, new, _read(path))
-        else:
-            self.racy.pop(path, None)
-
-    def check_racy(self, now: int, changed: "list[str]") -> "list[str]":
-        """Compare the contents of files written too recently to trust stat."""
-        result = []
-        seen = set(changed)
-        for path, (i, fingerprint, content) in list(self.racy.items()):
-            if i >= len(self.prints) or self.prints[i] != fingerprint:
-                del self.racy[path]  # stat saw a change: compare() handled it
-                continue
-            if path not in seen:
-                now_content = _read(path)
-                if now_content != content:
-                    self.racy[path] = (i, fingerprint, now_content)
-                    result.append(path)
-            if now - fingerprint[0] > _RACY_NS:
-                del self.racy[path]
-        return result
-
-    def reindex_racy(self) -> None:
-        """The paths moved in the list: find the racy ones again (few)."""
-        for path, (_, fingerprint, content) in list(self.racy.items()):
-            try:
-                self.racy[path] = (self.paths.index(path), fingerprint, content)
-            except ValueError:
-                del self.racy[path]
-
-    # -- what to watch ----------------------------------------------------
-
-    def refresh_paths(self) -> None:
-        modules = sys.modules
-        # A cheap sign that sys.modules changed: its size and last key. A module
-        # replaced in place under the same name keeps both, but keeps its file.
-        try:
-            key: Optional[tuple[int, object]] = (len(modules), next(reversed(modules)))
-        except (RuntimeError, StopIteration):
-            key = None  # another thread imported between the two calls: rebuild
-        rebuild = key is None or key != self.modules_key
-        self.modules_key = key
-        with self.lock:
-            roots = list(self.roots)
-            new_roots, self.roots_changed = self.roots_changed, False
-        # A root that is no folder (a file, or not there yet) is one of the
-        # paths the scan stats, so only a new watch() walks it again: stat it
-        # once per scan. Becoming a folder changes its print: a restart.
-        walked = roots if new_roots else [root for root in roots if root in self.dirs]
-        if self.walk(walked) or rebuild or new_roots:
-            self.rebuild(roots)
-
-    def rebuild(self, roots: "list[str]") -> None:
-        old = dict(zip(self.paths, self.prints))
-        old_quick = dict(zip(self.paths, self.quick))
-        wanted = _module_paths()
-        for root in roots:
-            if root not in self.dirs:
-                wanted[root] = None
-        for folder in self.dirs.values():
-            wanted.update(dict.fromkeys(folder.files))
-        for path, fingerprint in old.items():
-            if path not in wanted and fingerprint is not _UNSEEN:
-                self.gone[path] = fingerprint
-        for path in list(self.absent):
-            if path not in wanted:
-                self.gone[path] = self.absent.pop(path)
-        while len(self.gone) > 10_000:
-            del self.gone[next(iter(self.gone))]
-        self.paths = [path for path in wanted if path not in self.absent]
-        self.prints = [
-            old[path] if path in old else self.gone.pop(path, _UNSEEN)
-            for path in self.paths
-        ]
-        self.quick = [old_quick.get(path) for path in self.paths]
-        self.reindex_racy()
-
-    def walk(self, roots: "list[str]") -> bool:
-        """Relist the watched folders that changed; True if a listing did."""
-        now = time.time_ns()
-        seen: set[tuple[int, int]] = set()
-        changed = False
-        live: set[str] = set()
-        for root in roots:
-            changed |= self.walk_dir(root, now, seen, live)
-        for path in list(self.dirs):
-            if path not in live:
-                del self.dirs[path]
-                changed = True
-        return changed
-
-    def walk_dir(
-        self,
-        path: str,
-        now: int,
-        seen: "set[tuple[int, int]]",
-        live: "set[str]",
-        new: bool = False,
-    ) -> bool:
-        """Walk ``path``; ``new`` if it appeared in a folder listed before."""
-        try:
-            st = os.stat(path)
-        except OSError:
-            return False  # not there (yet): watched for its appearance
-        if not _is_dir(st.st_mode) or (st.st_dev, st.st_ino) in seen:
-            return False  # a file, or a folder already walked (symlink loop)
-        seen.add((st.st_dev, st.st_ino))
-        live.add(path)
-        fingerprint = (st.st_mtime_ns, st.st_size, st.st_ino)
-        folder = self.dirs.get(path)
-        if folder is None and not new:
-            # First sight (see "Carrying the reference time"): a folder moved
-            # here since then, its ctime new but not its mtime (its entries
-            # are as they were), brings files that are new here.
-            new = st.st_mtime_ns <= self.since and self.touched_since(st)
-        changed = False
-        known: Optional[set[str]] = None  # the subfolders before a new listing
-        if (
-            folder is None
-            or folder.print != fingerprint
-            or now - st.st_mtime_ns < _RACY_NS
-        ):
-            known = None if folder is None else set(folder.dirs)
-            changed = self.list_dir(path, fingerprint, new=new)
-            folder = self.dirs[path]
-        for sub in folder.dirs:
-            # A folder seen for the first time with its parent (the first
-            # scan, a new watch()) holds files that were there before.
-            fresh = new or (known is not None and sub not in known)
-            changed |= self.walk_dir(sub, now, seen, live, new=fresh)
-        return changed
-
-    def list_dir(
-        self, path: str, fingerprint: "tuple[int, int, int]", new: bool
-    ) -> bool:
-        folder = _Dir(fingerprint)
-        try:
-            with os.scandir(path) as entries:
-                for entry in entries:
-                    name = entry.name
-                    if _is_ignored(name):
-                        continue
-                    try:
-                        is_dir = entry.is_dir()
-                    except OSError:
-                        continue  # vanished while listing: its folder changes again
-                    if is_dir:
-                        if name not in _IGNORED_DIRS:
-                            folder.dirs.append(entry.path)
-                    else:
-                        folder.files.append(entry.path)
-        except OSError:
-            pass  # unreadable folder: watch what it held before, if anything
-        old = self.dirs.get(path)
-        self.dirs[path] = folder
-        before = set() if old is None else set(old.files)
-        for file in folder.files:
-            if file not in before and (old is not None or new):
-                # A new file in a watched folder is a change even if its mtime
-                # is old (a ``mv`` keeps it): mark it as known to be absent.
-                self.gone.setdefault(file, None)
-        return old is None or old.files != folder.files or old.dirs != folder.dirs
+        _log.log(level, message, *args, **kw)
 
 
-def _module_paths() -> "dict[str, None]":
-    """The files of all modules, in import order, ``.pyc`` mapped to source."""
-    paths: dict[str, None] = {}
-    # A copy: another thread may import while we walk. list() of a dict view
-    # runs in C without releasing the GIL, so it sees one consistent state.
-    for module in list(sys.modules.values()):
-        try:
-            path = _module_path(module)
-        except Exception:
-            continue  # a lazy module whose attributes raise: nothing to watch
-        if path is not None:
-            paths[path] = None
-    return paths
-
-
-def _module_path(module: object) -> "str | None":
-    path = getattr(module, "__file__", None)
-    if not isinstance(path, str) or not path or "\0" in path:
-        return None
-    archive = getattr(getattr(module, "__loader__", None), "archive", None)
-    if isinstance(archive, str):
-        return archive  # a module in a zip file: watch the zip
-    if path.endswith(".pyc"):
-        folder, name = os.path.split(path)
-        if os.path.basename(folder) == "__pycache__":
-            path = os.path.join(os.path.dirname(folder), name.partition(".")[0] + ".py")
-    if not os.path.isabs(path):
-        path = os.path.join(_state.cwd, path)
-    return path
+def _is_under(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
 
 
 def _is_dir(mode: int) -> bool:
     return mode & 0o170000 == 0o040000  # stat.S_ISDIR without importing stat
-
-
-def _is_ignored(name: str) -> bool:
-    return (
-        name in _IGNORED_NAMES
-        or name.startswith(".#")
-        or name.endswith(_IGNORED_SUFFIXES)
-    )
-
-
-def _read(path: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read(_RACY_MAX_BYTES + 1)
-    except OSError:
-        return b""
 
 
 def _relative(path: str) -> str:
@@ -957,13 +2374,16 @@ def _relative(path: str) -> str:
     return path if relative.startswith(".." + os.sep) else relative
 
 
-def _announce(changed: "list[str]") -> None:
+def _announce(changed: "dict[str, str]") -> None:
     """The one line per restart, which must never be lost; see "Logging"."""
+    first, how = next(iter(changed.items()))
+    if any(other != how for other in changed.values()):
+        how = "changed"
     more = len(changed) - 1
-    message = "%s modified; restarting"
-    args: tuple[object, ...] = (_relative(changed[0]),)
+    message = "%s " + how + "; restarting"
+    args: tuple[object, ...] = (_relative(first),)
     if more:
-        message = "%s and %d other file%s modified; restarting"
+        message = "%s and %d other file%s " + how + "; restarting"
         args += (more, "s" * (more > 1))
     if _log.hasHandlers() and _log.isEnabledFor(logging.INFO):
         _log.info(message, *args)
@@ -1064,27 +2484,26 @@ def _command_line_39() -> "list[str]":
     return [sys.executable, *options, *args]
 
 
-def _reexecute(argv: "list[str]", cwd: str, sockets: "_Sockets", since: int) -> None:
+def _reexecute(argv: "list[str]", cwd: str, sockets: "_Sockets", handover: str) -> None:
     """Re-execute ``argv`` from ``cwd``; return only if that failed.
 
-    ``since`` is the next run's reference time; see "Carrying the reference
-    time across a restart".
+    ``handover`` is what the watcher tells the next run; see _Handover.
     """
     _flush_output()
     _clear_alarms()
     _restore_echo()
     try:
         if sys.platform == "win32":
-            _spawn_and_exit(argv, cwd, since, sockets)
+            _spawn_and_exit(argv, cwd, handover, sockets)
         else:
-            _exec(argv, cwd, since, sockets)
+            _exec(argv, cwd, handover, sockets)
     finally:
-        os.environ.pop(_SINCE_ENV, None)
+        os.environ.pop(_WATCH_ENV, None)
         os.environ.pop(_SOCKETS_ENV, None)
         sockets.take_back()
 
 
-def _exec(argv: "list[str]", cwd: str, since: int, sockets: "_Sockets") -> None:
+def _exec(argv: "list[str]", cwd: str, handover: str, sockets: "_Sockets") -> None:
     """``execv`` from ``cwd``, or spawn where threads forbid it; log a failure."""
     try:
         previous: Optional[str] = os.getcwd()
@@ -1097,7 +2516,7 @@ def _exec(argv: "list[str]", cwd: str, since: int, sockets: "_Sockets") -> None:
         return
     made_private = _close_on_exec(keep=sockets.hand_over())
     try:
-        os.environ[_SINCE_ENV] = f"exec:{os.getpid()}:{since}"
+        os.environ[_WATCH_ENV] = f"exec:{os.getpid()}:{handover}"
         _flush_output()  # again: other threads may have printed meanwhile
         os.execv(argv[0], argv)
     except (OSError, ValueError, TypeError) as e:
@@ -1107,7 +2526,7 @@ def _exec(argv: "list[str]", cwd: str, since: int, sockets: "_Sockets") -> None:
         if isinstance(e, OSError) and e.errno == getattr(errno, "ENOTSUP", None):
             # macOS refuses execv while other threads run.
             sockets.take_back()
-            _spawn_and_exit(argv, cwd, since, sockets)
+            _spawn_and_exit(argv, cwd, handover, sockets)
         else:
             _log.error("cannot restart %s: %s; still running and watching", argv[0], e)
     finally:
@@ -1201,7 +2620,7 @@ def _open_fds() -> "Iterable[int]":
 
 
 def _spawn_and_exit(
-    argv: "list[str]", cwd: str, since: int, sockets: "_Sockets"
+    argv: "list[str]", cwd: str, handover: str, sockets: "_Sockets"
 ) -> None:
     """Run ``argv`` as a new process, wait for it, exit with its status.
 
@@ -1211,7 +2630,7 @@ def _spawn_and_exit(
     """
     import subprocess
 
-    os.environ[_SINCE_ENV] = f"spawn:{os.getpid()}:{since}"
+    os.environ[_WATCH_ENV] = f"spawn:{os.getpid()}:{handover}"
     os.environ.pop(_SOCKETS_ENV, None)
     _flush_output()
     try:
@@ -1828,12 +3247,36 @@ def _jsonable(value: "Any") -> "Any":
 # main() there: one state, seen by both the wrapper and the program. Only
 # that copy takes the RELOADER_* variables out of the environment.
 
+# argparse puts "usage: " (7 characters) before the first line only.
 _USAGE = """\
-python -m reloader [options] -m module [args...]
-       python -m reloader [options] path/to/script.py [args...]
-       python -m reloader [options] path/to/dir_or_zip [args...]"""
+%(prog)s [options] -m module [args...]
+       %(prog)s [options] path/to/script.py [args...]
+       %(prog)s [options] path/to/dir_or_zip [args...]"""
 
-_VALUE_OPTIONS = ("--check-time", "--watch")
+_EPILOG = """\
+examples:
+  # run app.py with its arguments; run it again after every save
+  {prog} app.py --port 8000
+  # run a module, with its own options
+  {prog} -m flask --app app run
+  # also watch a folder and a file that are not Python modules
+  {prog} --watch templates --watch .env app.py
+  # run the tests again after each change, until they pass
+  {prog} --until-success -m pytest -x
+
+What is watched: the file of every module the program imports, and each
+--watch path (a folder: every file under it, new files included). A change
+restarts the program; when the program ends on its own, the next change runs
+it again. Never counted: editors' scratch files (*.swp, *~, .#*, 4913, ...),
+byte code (*.pyc, __pycache__), version-control and tool folders (.git,
+.tox, .mypy_cache, .idea, node_modules, ...), virtual environments, and paths
+matching --ignore. Messages go to standard error; standard output is the
+program's. Ctrl-C stops.
+
+More: the README at https://pypi.org/project/python-reloader/ and
+python -c "import reloader; help(reloader)"."""
+
+_VALUE_OPTIONS = ("--check-time", "--watch", "--ignore")
 
 
 class _Wrapper:
@@ -1848,7 +3291,16 @@ class _Wrapper:
         if _state.argv is None:
             _state.argv = _command_line()
         for path in options.watch:
+            if not os.path.exists(path):
+                _log.warning(
+                    "--watch %s: no such file or folder; watching for it to appear",
+                    path,
+                )
             watch(path)
+        for pattern in options.ignore:
+            ignore(pattern)
+        if options.poll:
+            _state.watcher.poll_only = True
         interval = _check_interval(options.check_time)
         _state.start(None, interval, owner="wrapper")
         # See "Keeping a listening socket across restarts".
@@ -1863,37 +3315,8 @@ class _Wrapper:
         wait()
 
     def parse(self) -> "tuple[Any, tuple[str, str, list[str]]]":
-        import argparse
-
-        parser = argparse.ArgumentParser(
-            prog="python -m reloader",
-            usage=_USAGE,
-            description="Run a Python program; run it again when its source changes.",
-            allow_abbrev=False,
-        )
-        parser.add_argument(
-            "--until-success",
-            action="store_true",
-            help="stop after the program exits with status 0",
-        )
-        parser.add_argument(
-            "--check-time",
-            type=float,
-            default=500,
-            metavar="MS",
-            help="poll interval in milliseconds (default 500)",
-        )
-        parser.add_argument(
-            "--watch",
-            action="append",
-            default=[],
-            metavar="PATH",
-            help="also watch PATH, a file or a folder (repeatable)",
-        )
-        parser.add_argument(
-            "-q", "--quiet", action="store_true", help="log only errors"
-        )
-        parser.add_argument("--version", action="version", version=__version__)
+        """The options and the program to run; exits 2 with a usage message."""
+        parser = _parser(_prog())
         prefix, target = _split_command_line(self.args)
         options = parser.parse_args(prefix)
         if target is None:
@@ -1902,8 +3325,11 @@ class _Wrapper:
             parser.error("argument -m: expected a module name")
         try:
             _check_interval(options.check_time)
-        except ValueError as e:
-            parser.error(str(e))
+        except ValueError:
+            parser.error(
+                "argument --check-time: must be a positive number of milliseconds,"
+                f" not {options.check_time:g}"
+            )
         return options, target
 
     def run_program(self, mode: str, name: str, args: "list[str]") -> int:
@@ -1917,7 +3343,9 @@ class _Wrapper:
                 _run_path(name)
         except SystemExit as e:
             status = _exit_status(e.code)
-            _log.info("%s exited with status %d", label, status)
+            # A failure shows under -q too; a clean exit is routine.
+            level = logging.INFO if status == 0 else logging.WARNING
+            _log.log(level, "%s exited with status %d", label, status)
             return status
         except _ProgramNotFound as e:
             _log.error("%s; watching for it to appear", e)
@@ -1946,6 +3374,74 @@ class _Wrapper:
             tb = tb.tb_next
 
 
+def _prog() -> str:
+    """The command as the user typed it, for the usage and help messages."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None:  # python -m reloader, or a vendored python -m pkg.reloader
+        return f"python -m {spec.name}"
+    # The reloader command, or a script of the user's that calls main().
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    if name.lower().endswith(".exe"):  # the command on Windows
+        name = name[: -len(".exe")]
+    return name or "reloader"
+
+
+def _parser(prog: str) -> "argparse.ArgumentParser":
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        usage=_USAGE,
+        description="Run a Python program; run it again when its source changes.",
+        epilog=_EPILOG.format(prog=prog),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    parser.add_argument(
+        "--until-success",
+        action="store_true",
+        help="stop after the program exits with status 0",
+    )
+    parser.add_argument(
+        "--check-time",
+        type=float,
+        default=500,
+        metavar="MS",
+        help="poll interval in milliseconds (default 500)",
+    )
+    parser.add_argument(
+        "--watch",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="also watch PATH, a file or a folder (repeatable)",
+    )
+    parser.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="never count changes to paths matching PATTERN, a glob such as "
+        "'*.log', 'data/*' or 'build' (repeatable)",
+    )
+    parser.add_argument(
+        "--poll",
+        action="store_true",
+        help="poll every file every check_time, never use the system's change "
+        "notifications (for network drives, Docker and VM shares)",
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="log only warnings, errors and runs that failed",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"reloader {__version__}"
+    )
+    return parser
+
+
 def _split_command_line(
     args: "list[str]",
 ) -> "tuple[list[str], tuple[str, str, list[str]] | None]":
@@ -1970,7 +3466,8 @@ def _split_command_line(
 
 
 def _configure_logging(quiet: bool) -> None:
-    _log.setLevel(logging.ERROR if quiet else logging.INFO)
+    # -q keeps warnings: a run that failed is reported at that level.
+    _log.setLevel(logging.WARNING if quiet else logging.INFO)
     if logging.getLogger().handlers or _log.handlers:
         return
     # Our own handler, not the root's: a handler on the root logger would turn
@@ -1993,8 +3490,14 @@ def _run_module(name: str) -> None:
     sys.path[0] = os.getcwd()
     try:
         spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
+    except ImportError as e:
+        # Importing a parent package failed: a real error inside it, unless
+        # the missing module is the one asked for or one of its parents.
+        if not isinstance(e, ModuleNotFoundError) or not _names_part_of(e.name, name):
+            raise
         spec = None
+    except ValueError:
+        spec = None  # a module with no __spec__ in sys.modules: as not found
     if spec is None:
         parts = name.split(".")
         if all(part.isidentifier() for part in parts):
@@ -2007,6 +3510,11 @@ def _run_module(name: str) -> None:
     if spec.origin and os.path.isabs(spec.origin):
         watch(spec.origin)
     runpy.run_module(name, run_name="__main__", alter_sys=True)
+
+
+def _names_part_of(missing: "str | None", name: str) -> bool:
+    """Is ``missing`` ``name`` or one of its parent packages?"""
+    return missing is not None and (name + ".").startswith(missing + ".")
 
 
 def _run_path(path: str) -> None:
@@ -2090,6 +3598,9 @@ def _program_traceback(error: "BaseException") -> "Any":
         tb = tb.tb_next
     return tb
 
+
+# See "Import cost" at the top: the last use of TYPE_CHECKING is above.
+del TYPE_CHECKING
 
 _state = _State(own_environment=__name__ != "__main__")
 if hasattr(os, "register_at_fork"):

@@ -225,6 +225,21 @@ def spawn(tmp_path: Path) -> Iterator[Spawn]:
         raise errors[0]
 
 
+@pytest.fixture
+def polling_spawn(spawn: Spawn) -> Spawn:
+    """``spawn``, with ``RELOADER_POLL=1`` unless ``env`` says otherwise.
+
+    For the tests that count the watcher's scans: polling stats every file
+    every ``check_time``, while with notifications most files are stat'ed
+    only by the safety poll, every 10 s.
+    """
+
+    def polling(*args: StrPath, env: Mapping[str, str | None] | None = None, **kw):  # type: ignore[no-untyped-def]
+        return spawn(*args, env={"RELOADER_POLL": "1", **(env or {})}, **kw)
+
+    return polling
+
+
 def write(path: StrPath, text: str) -> Path:
     """Write ``text`` to ``path`` (UTF-8), making folders; return the path.
 

@@ -5,18 +5,21 @@ Usage, from the repository root::
     python tests/run.py [pytest arguments...]
 
 The first run makes a virtual environment for the running interpreter at
-``.venv/py<major>.<minor>/`` and installs pytest and Tornado into it (the
-Tornado tests check the restart on its IOLoop and the Tornado example), then
-tries once to install Flask, uvicorn, Django and aiohttp (the socket-adoption
-tests run them; where one cannot be installed its tests skip); later runs
-reuse it (it is made again if another interpreter of that version made it).
+``.venv/py<major>.<minor>/`` and installs pytest, Tornado and flit_core into
+it (the Tornado tests check the restart on its IOLoop and the Tornado example;
+``tests/test_install.py`` builds the wheel with flit_core, offline, and
+installs it into a fresh environment), then tries once to install Flask,
+uvicorn, Django and aiohttp (the socket-adoption tests run them; where one
+cannot be installed its tests skip); later runs reuse it (it is made again if
+another interpreter of that version made it).
 Then it runs ``python -m pytest`` from that environment, in the repository
 root, with the arguments given, and exits with pytest's status. pytest's
 status 5 ("no tests collected") is non-zero, so it fails here as well: a run
 that tested nothing must not pass.
 
 Run it with each interpreter to test (``python3.9 tests/run.py``): each minor
-version gets its own environment. Standard library only, Python 3.9 and newer.
+version gets its own environment. Standard library only; tested with CPython
+3.9 to 3.15, and the pins below install on every one of them.
 """
 
 from __future__ import annotations
@@ -27,8 +30,11 @@ import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PYTEST = "pytest>=8,<9"  # 8.x supports every Python from 3.9 to 3.13
-TORNADO = "tornado>=6.4,<7"  # 6.4 and later support 3.9 to 3.13
+# pytest 9 dropped 3.9; 8.4 runs on 3.9 to 3.15 (checked on 3.14.10, 3.15.2).
+PYTEST = "pytest>=8.4,<9"
+TORNADO = "tornado>=6.5,<7"  # 6.5 and later support 3.9 to 3.15
+FLIT_CORE = "flit_core>=3.12,<4"  # the build backend pyproject.toml names
+PACKAGES = (PYTEST, TORNADO, FLIT_CORE)
 NO_TESTS_COLLECTED = 5  # pytest.ExitCode.NO_TESTS_COLLECTED
 # The frameworks that tests/test_adoption.py runs under the wrapper. Each
 # range holds releases for Python 3.9 (pip picks the newest one that fits the
@@ -61,12 +67,10 @@ def ensure_env() -> Path:
     if not runs(python, same_base):  # missing, broken, or another interpreter's
         print(f"tests/run.py: creating {env_dir.relative_to(ROOT)}", flush=True)
         venv.EnvBuilder(clear=True, with_pip=True).create(env_dir)
-    if not runs(python, "import pytest, tornado"):
-        print(f"tests/run.py: installing {PYTEST}, {TORNADO}", flush=True)
+    if not runs(python, "import pytest, tornado, flit_core"):
+        print(f"tests/run.py: installing {', '.join(PACKAGES)}", flush=True)
         pip = [str(python), "-m", "pip", "install", "--quiet"]
-        subprocess.run(
-            [*pip, "--disable-pip-version-check", PYTEST, TORNADO], check=True
-        )
+        subprocess.run([*pip, "--disable-pip-version-check", *PACKAGES], check=True)
     tried = env_dir / "frameworks-tried"  # once per environment, not per run
     if not tried.exists() and not runs(
         python, "import flask, uvicorn, django, aiohttp"

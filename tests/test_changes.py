@@ -21,6 +21,13 @@ from pathlib import Path
 import pytest
 from conftest import ready_code, write
 
+
+@pytest.fixture
+def spawn(polling_spawn):
+    """These tests count scans: see conftest.polling_spawn."""
+    return polling_spawn
+
+
 # ---------------------------------------------------------------------------
 # The program and the scan counter.
 

@@ -236,7 +236,7 @@ def test_version(split):
     status, out, err = split("-m", "reloader", "--version").finish()
     version = re.search(r'^__version__ = "(.*)"$', RELOADER.read_text(), re.M)
     assert version is not None
-    assert (status, out, err) == (0, f"{version[1]}\n", "")
+    assert (status, out, err) == (0, f"reloader {version[1]}\n", "")
 
 
 def test_help(split):
@@ -253,10 +253,10 @@ def test_help(split):
         (["--bogus", "prog.py"], "unrecognized arguments: --bogus"),
         ([], "nothing to run"),
         (["-q"], "nothing to run"),
-        (["--check-time", "0", "prog.py"], "check_time"),
-        (["--check-time", "-5", "prog.py"], "check_time"),
-        (["--check-time", "nan", "prog.py"], "check_time"),
-        (["--check-time", "inf", "prog.py"], "check_time"),
+        (["--check-time", "0", "prog.py"], "argument --check-time: must be"),
+        (["--check-time", "-5", "prog.py"], "argument --check-time: must be"),
+        (["--check-time", "nan", "prog.py"], "argument --check-time: must be"),
+        (["--check-time", "inf", "prog.py"], "argument --check-time: must be"),
         (["--check-time", "abc", "prog.py"], "invalid float value: 'abc'"),
         (["--watch"], "expected one argument"),
         (["-m"], "argument -m: expected a module name"),

@@ -16,6 +16,13 @@ import pytest
 from conftest import write
 from test_changes import OLD_NS, WHEN, log, program, runs, spawn_and_change, wait_scans
 
+
+@pytest.fixture
+def spawn(polling_spawn):
+    """These tests count scans: see conftest.polling_spawn."""
+    return polling_spawn
+
+
 FOLDER_PROGRAM = """
 def listing(top):
     found = []
@@ -135,7 +142,12 @@ def test_change_under_a_watched_folder_restarts(spawn, tmp_path, change, when):
     wait_scans(child, tmp_path)  # no second restart
     lines = log(child).splitlines()
     assert lines[:2] == ["files: a.txt=a sub/deep/x.txt=x", "ready run=1"]
-    assert re.fullmatch(f"reloader: data/{changed} modified; restarting", lines[2])
+    # A file new in a folder listed before is "created"; on first sight, or
+    # for an edit, the watcher knows only that it changed after the start.
+    # A folder moved in is known new by its stamps even on first sight.
+    new = when == "after_scans" or change is moved_in_old_folder
+    verb = "created" if new and change is not edit_nested else "modified"
+    assert re.fullmatch(f"reloader: data/{changed} {verb}; restarting", lines[2])
     assert lines[3:] == [f"files: {listing}", "ready run=2"]
 
 
@@ -146,15 +158,29 @@ IGNORED_DIRS = [
     "__pycache__",
     ".git",
     ".hg",
+    ".svn",
     ".tox",
     ".nox",
     ".mypy_cache",
     ".pytest_cache",
     ".ruff_cache",
+    ".idea",
+    ".vscode",
     "node_modules",
 ]
-# Editors' swap and backup files (vim, emacs), and vim's writability probe.
-IGNORED_FILES = ["{}.py.swp", "{}.py.swx", "{}.py~", ".#{}.py"]
+# Editors' swap, backup, auto-save and safe-write files (vim, emacs,
+# JetBrains), the macOS Finder's, and vim's writability probe (below).
+IGNORED_FILES = [
+    "{}.py.swp",
+    ".{}.py.swo",
+    "{}.py.swx",
+    "{}.py~",
+    ".#{}.py",
+    "#{}.py#",
+    "{}.py___jb_tmp___",
+    "{}.py___jb_old___",
+    ".DS_Store",
+]
 
 
 def ignored_paths(top: Path, tag: str) -> list[Path]:
@@ -165,6 +191,8 @@ def ignored_paths(top: Path, tag: str) -> list[Path]:
         paths += [folder / name / "deep" / f"{tag}.txt" for name in IGNORED_DIRS]
         paths += [folder / name.format(tag) for name in IGNORED_FILES]
     paths.append((top if tag == "old" else top / "sub") / "4913")
+    # A virtual environment, known by its pyvenv.cfg, at any depth.
+    paths.append(top / "venv" / tag / "lib" / "site.py")
     return paths
 
 
@@ -172,6 +200,8 @@ def test_ignored_names_never_restart(spawn, tmp_path):
     data = tmp_path / "data"
     write(data / "real.txt", "real")
     write(data / "sub" / "real.txt", "real")
+    write(data / "venv" / "old" / "pyvenv.cfg", "home = /usr")
+    write(data / "venv" / "new" / "pyvenv.cfg", "home = /usr")
     existing = [write(path, "old") for path in ignored_paths(data, "old")]
     child = spawn(folder_program(tmp_path))
     child.wait_for(r"^ready run=1 ")
@@ -253,7 +283,7 @@ def test_folder_that_does_not_exist_yet_is_watched_for(spawn, tmp_path, appear):
     assert log(child) == (
         "files: \n"
         "ready run=1\n"
-        "reloader: later modified; restarting\n"
+        "reloader: later created; restarting\n"
         "files: sub/f.txt=new\n"
         "ready run=2\n"
     )
@@ -281,7 +311,7 @@ def test_file_that_does_not_exist_yet_is_watched_for(spawn, tmp_path):
     assert log(child) == (
         "exists=False\n"
         "ready run=1\n"
-        "reloader: data/later.txt modified; restarting\n"
+        "reloader: data/later.txt created; restarting\n"
         "exists=True\n"
         "ready run=2\n"
     )
