@@ -347,6 +347,15 @@ urlpatterns = [path("", index)]
 # name: (module to import, files, the file edited, command line after -m reloader)
 FRAMEWORKS = {
     "flask app.run()": ("flask", {}, ("app.py", FLASK), ["app.py"]),
+    "python -m flask run": (
+        "flask",
+        {},
+        (
+            "app.py",
+            FLASK.replace("app.run(", "if __name__ == '__main__':\n    app.run("),
+        ),
+        ["-m", "flask", "--app", "app", "run", "--port", "PORT"],
+    ),
     "uvicorn.run(app)": ("uvicorn", {}, ("app.py", ASGI), ["app.py"]),
     "python -m uvicorn app:app": (
         "uvicorn",
