@@ -2962,10 +2962,11 @@ class _Sockets:
         """Close, ``delay`` seconds from now, what was handed over in vain."""
         with self.lock:
             self.load()
-            if not any(self.offered.values()):
-                return  # nothing to close: no thread
             if self.timer is not None:
                 self.timer.cancel()
+                self.timer = None
+            if not any(self.offered.values()):
+                return  # nothing to close: no thread
             self.timer = threading.Timer(delay, self.close_unclaimed)
             self.timer.daemon = True
             self.timer.name = "reloader-sockets"
