@@ -605,8 +605,9 @@ def _newest_stamp(st: "os.stat_result") -> int:
 class _Handover:
     """What one run of the watcher tells the next through ``execv``.
 
-    The reference time, the content digests of recently written files, and
-    the restart-loop counts; carried in RELOADER_WATCH as
+    The reference time, the content digests of recently written files, the
+    restart-loop counts, and the devices whose notifications proved
+    incomplete (see "Notifications"); carried in RELOADER_WATCH as
     ``kind:pid:json``, where kind is ``exec`` (the pid is this process's) or
     ``spawn`` (the parent's).
     """
@@ -615,6 +616,7 @@ class _Handover:
         self.since = 0
         self.digests: dict[str, list[int]] = {}
         self.loops: dict[str, int] = {}
+        self.distrusted: list[int] = []
         kind, _, rest = value.partition(":")
         pid, _, data = rest.partition(":")
         expected = os.getpid() if kind == "exec" else os.getppid()
@@ -629,12 +631,18 @@ class _Handover:
                 self.since, self.digests = since, digests
             if isinstance(loops, dict):
                 self.loops = loops
+            distrusted = parsed.get("distrusted", [])
+            if isinstance(distrusted, list):
+                self.distrusted = [d for d in distrusted if isinstance(d, int)]
         except (ValueError, KeyError, TypeError):
             _log.debug("ignoring a malformed %s", _WATCH_ENV)
 
     @staticmethod
     def write(
-        since: int, digests: "dict[str, list[int]]", loops: "dict[str, int]"
+        since: int,
+        digests: "dict[str, list[int]]",
+        loops: "dict[str, int]",
+        distrusted: "Iterable[int]",
     ) -> str:
         """The JSON part of the value; the restart puts kind and pid before it."""
         import json
@@ -646,7 +654,13 @@ class _Handover:
             if size > _HANDOVER_MAX_BYTES:
                 break  # the rest are decided by their stamps
             kept[path] = digest
-        return json.dumps({"since": since, "digests": kept, "loops": loops})
+        data = {
+            "since": since,
+            "digests": kept,
+            "loops": loops,
+            "distrusted": sorted(distrusted),
+        }
+        return json.dumps(data)
 
 
 def _process_start_ns() -> int:
@@ -1307,11 +1321,14 @@ def _digest(path: str) -> "list[int]":
 # A burst: after a notification the watcher waits for _SETTLE of quiet (50
 # ms is the shortest that does not split a 30-file checkout on a loaded
 # machine), then decides on the files named. Notifications about nothing
-# watched (a log written beside the modules) are read in batches: after such
-# a read the watcher sleeps _SETTLE before the next, so a busy writer costs
-# a read per 50 ms, not one per write.
+# watched (a log written beside the modules) are read in batches: once more
+# than _IDLE_READS such reads came within _SETTLE, the watcher sleeps _SETTLE
+# before the next, so a busy writer costs a read per 50 ms, not one per
+# write, while an editor's temporary file delays nothing.
 
 _SAFETY_POLL = 10.0
+_FIRST_SCAN = 0.5  # seconds after start() at the latest
+_IDLE_READS = 3  # reads naming nothing watched within _SETTLE, before batching
 _POLL_ENV = "RELOADER_POLL"
 
 # The inotify(7) constants, from <sys/inotify.h>; they are the same on every
@@ -1962,7 +1979,9 @@ class _News:
     incomplete (``heal()``). Raises ``OSError`` if the source cannot be made.
     """
 
-    def __init__(self, kind: "type[_Inotify | _Kqueue]") -> None:
+    def __init__(
+        self, kind: "type[_Inotify | _Kqueue]", distrusted: "set[int]"
+    ) -> None:
         self.source = kind()
         # wake() writes here so that stop() ends a select() at once.
         self.wake_r, self.wake_w = os.pipe()
@@ -1970,13 +1989,14 @@ class _News:
             os.set_blocking(self.wake_w, False)
         self.table = _mount_table() if sys.platform.startswith("linux") else []
         self.local: dict[str, tuple[bool, int]] = {}  # folder: (trusted, device)
-        self.distrusted: set[int] = set()  # devices a safety poll caught out
+        self.distrusted = distrusted  # devices a safety poll caught out
         self.links: dict[str, str] = {}  # a symlinked file's real path: its path
         self.named: set[str] = set()
         self.named_since_poll: set[str] = set()
         self.lost = True  # the first scan with news is a full one: see _Watcher
         self.relist = False  # a watched folder's listing may have changed
         self.relist_always = False  # some watched folder is not covered
+        self.idle_reads: list[float] = []  # when reads named nothing watched
 
     def close(self) -> None:
         self.source.close()
@@ -2037,6 +2057,8 @@ class _News:
         """
         import select
 
+        if self.lost:
+            return stop.is_set()  # a full scan is due now
         deadline = time.monotonic() + interval
         while True:
             timeout = deadline - time.monotonic()
@@ -2051,9 +2073,13 @@ class _News:
             if fd in ready:
                 if self.drain(targets):
                     return False
-                # Nothing watched: read the next news in a batch; see
-                # "Notifications".
-                if stop.wait(_SETTLE):
+                # Nothing watched: a few such reads (an editor's temporary
+                # file) are read at once, a stream of them (a log) in
+                # batches; see "Notifications".
+                now = time.monotonic()
+                self.idle_reads = [t for t in self.idle_reads if now - t < _SETTLE]
+                self.idle_reads.append(now)
+                if len(self.idle_reads) > _IDLE_READS and stop.wait(_SETTLE):
                     return True
 
     def drain(self, targets: _Targets) -> bool:
@@ -2130,6 +2156,7 @@ class _Watcher:
         self.poll_only = os.environ.get(_POLL_ENV, "") not in ("", "0")
         self.news: Optional[_News] = None  # made in the thread; see "Notifications"
         self.news_failed = False
+        self.distrusted: set[int] = set()  # devices, until news takes them
         self.covered: set[str] = set()
         self.next_safety_poll = 0.0
 
@@ -2150,8 +2177,12 @@ class _Watcher:
         import zlib  # noqa: F401  (for _digest)
 
         settle = min(_SETTLE, interval)
+        # The first scan comes soon whatever the interval: notifications,
+        # which start after it, cover the files from then on.
+        wait = min(interval, _FIRST_SCAN)
         try:
-            while not self.wait(interval, stop):
+            while not self.wait(wait, stop):
+                wait = interval
                 try:
                     # One poll at a time: a wait() and a start() may overlap.
                     with self.poll_lock:
@@ -2190,7 +2221,7 @@ class _Watcher:
         if _NOTIFIER is None or self.poll_only or self.news_failed:
             return
         try:
-            self.news = _News(_NOTIFIER)
+            self.news = _News(_NOTIFIER, self.distrusted)
         except OSError as e:
             self.news_failed = True
             _log.debug("no notifications (%s): polling every file", e)
@@ -2261,6 +2292,7 @@ class _Watcher:
             self.targets.since = self.prints.since
             self.loops = handover.loops
             self.muted = {p for p, n in self.loops.items() if n >= _LOOP_RESTARTS}
+            self.distrusted = set(handover.distrusted)
         news = self.news
         if news is not None:
             news.drain(self.targets)  # what happened since the wake
@@ -2282,7 +2314,9 @@ class _Watcher:
             self.next_safety_poll = time.monotonic() + _SAFETY_POLL
         else:
             changed = self.prints.scan(everything=False)
-            changed.update(self.prints.check(news.take()))  # type: ignore[union-attr]
+            # The files a relisting found new are news too.
+            named = news.take() | set(self.targets.fresh)  # type: ignore[union-attr]
+            changed.update(self.prints.check(named))
         if news is None:
             self.open_news()
         for path in self.muted.intersection(changed):
@@ -2301,17 +2335,18 @@ class _Watcher:
         """The restart-loop counts for the next run; see _LOOP_RESTARTS.
 
         A restart counts when every file that caused it changed within
-        _EARLY_NS of this run's start and is no module's source (the
-        program's own code is the user's, not a file it writes).
+        _EARLY_NS of this run's start and is no Python source (the program's
+        own code is the user's to edit, not a file it writes as it starts).
         """
         kept = {p: n for p, n in self.loops.items() if n >= _LOOP_RESTARTS}
-        modules = set(_module_paths(self.targets.cwd))
         for path in ready:
+            if path.endswith((".py", ".pyw")):
+                return kept
             try:
-                st = os.stat(path)
+                stamp = _newest_stamp(os.stat(path))
             except OSError:
                 return kept
-            if path in modules or _newest_stamp(st) - self.prints.since > _EARLY_NS:
+            if stamp - self.prints.since > _EARLY_NS:
                 return kept
         return {**kept, **{p: self.loops.get(p, 0) + 1 for p in ready}}
 
@@ -2320,7 +2355,8 @@ class _Watcher:
         since = self.restart_since or time.time_ns()
         loops = self.next_loops if self.restart_since else {}
         self.restart_since = 0
-        return _Handover.write(since, self.prints.recent_digests(), loops)
+        distrusted = self.distrusted if self.news is None else self.news.distrusted
+        return _Handover.write(since, self.prints.recent_digests(), loops, distrusted)
 
     def does_not_compile(self, path: str) -> bool:
         if not path.endswith(".py"):

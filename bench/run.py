@@ -2,10 +2,11 @@
 
 Run from the repository root::
 
-    python bench/run.py             # full run, about 4 minutes
-    python bench/run.py --quick     # every row, fewer samples: about 1 minute
-    python bench/run.py --peers     # add tornado, werkzeug, Django, gunicorn
-                                    # and hupper (from bench/.venv if present)
+    python bench/run.py             # full run, about 7 minutes
+    python bench/run.py --quick     # every row, fewer samples: under 2 minutes
+    python bench/run.py --peers     # add tornado, werkzeug, Django, gunicorn,
+                                    # hupper, watchfiles and uvicorn --reload
+                                    # (from bench/.venv if present)
     python bench/run.py --json results.json
 
 It prints one table; nothing in it is asserted (the machine is shared, so the
@@ -51,23 +52,46 @@ mapped back to its ``.py``, computed in the same process.
 6. *Memory*: ``tracemalloc`` snapshots before ``start()`` and once the second
    scan is counted, N = 10 000; the growth of the blocks with a
    ``reloader.py`` frame on their stack, over the watched files.
-7. *Peers* (``--peers``): rows 1 to 3 for the reloaders of the peers that
+7. *Idle CPU of the whole watcher* (``idlecpu``), N = 2 000 and 10 000
+   (2 000 with ``--quick``): a program imports N modules and idles under
+   each watcher; the CPU clock of the process that watches (for reloader,
+   tornado and watchfiles.watch() the program's own, all threads; for the
+   watchfiles command and uvicorn --reload their watcher process, not the
+   program they run) over a window of idling, in % of one core, at each
+   one's default interval. The watchers take turns, in rounds.
+8. *Save -> restart begins* (``save``): the same program with N = 2 000
+   under each watcher; the parent saves a module as editors do (a temporary
+   file renamed over it) at a random moment 0.5 to 1 s after the program
+   said ready; from the end of the rename to the moment the restart begins:
+   reloader's and tornado's reload hooks, the SIGINT watchfiles sends, the
+   SIGTERM uvicorn sends to its server worker.
+9. *A watched tree* (``tree``): 50 000 files in 500 folders (10 000 in 100
+   with ``--quick``), ``reloader.watch()``-ed (what ``--watch`` does): the
+   idle CPU and the save -> restart of rows 7 and 8, a file of a different
+   folder each save.
+10. *Peers* (``--peers``): rows 1 to 3 for the reloaders of the peers that
    are installed. Their scans are called directly in a loop and timed with
    ``time.thread_time()``; their idle CPU is their own loop, run in threads
-   at their own default interval.
-8. *Refused connections* (``--only refused``, not in the default run): a
-   server edited 10 times while a client requests it in a loop; per restart,
-   the connections refused, and the requests that failed otherwise. reloader
-   runs the unmodified server under ``python -m reloader``, beside ``flask
-   run --reload``, ``uvicorn --reload`` and Django's ``runserver`` (from
-   bench/.venv if present), whichever are installed.
+   at their own default interval. With ``--peers``, rows 7 to 9 also run
+   watchfiles (its command line, and ``watchfiles.watch()`` in a thread of
+   the program), uvicorn --reload and tornado beside reloader, with rows of
+   reloader's median over watchfiles', per round.
+11. *Refused connections* (``--only refused``, not in the default run): a
+    server edited 10 times while a client requests it in a loop; per
+    restart, the connections refused, and the requests that failed
+    otherwise. reloader runs the unmodified server under ``python -m
+    reloader``, beside ``flask run --reload``, ``uvicorn --reload`` and
+    Django's ``runserver`` (from bench/.venv if present), whichever are
+    installed.
 
 Private names read from reloader, for benchmarking only: the scan counter
 (``_state.scan_count`` or ``_state.watcher.scan_count``) and ``_SETTLE``.
 
 Options ``--reloader PATH`` (a ``reloader.py`` to measure instead of the
 repository's), ``--only SECTIONS`` and ``--settle MS`` are for developing the
-benchmark; ``--child`` is how the benchmark runs itself in a subprocess.
+benchmark (``--only idlecpu,save --peers`` runs those sections with the peers
+beside reloader, without section 10); ``--child`` is how the benchmark runs
+itself in a subprocess.
 """
 
 from __future__ import annotations
@@ -91,12 +115,15 @@ SECTIONS = (
     "latency",
     "restart",
     "memory",
+    "idlecpu",
+    "save",
+    "tree",
     "peers",
     "refused",
 )
 # Run only when asked for: they need the peers, or take minutes.
 OPTIONAL = ("peers", "refused")
-FORBIDDEN = ("asyncio", "subprocess", "socket", "argparse", "runpy")
+FORBIDDEN = ("asyncio", "subprocess", "socket", "argparse", "runpy", "ctypes")
 DEFAULT_CHECK_TIME_MS = 500  # the spec's default for start()
 SCAN_CHECK_TIME_MS = 1  # "a short interval" for the scan-cost row
 MIN_SCANS = 40  # per timed window of the scan-cost row
@@ -129,6 +156,16 @@ class Plan:
     peer_idle_seconds: float
     peer_idle_runs: int
     peer_import_runs: int
+    # idlecpu, save, tree: reloader and the event-based peers side by side
+    idlecpu_sizes: tuple[int, ...]
+    idlecpu_seconds: float
+    idlecpu_runs: int  # rounds: each watcher once per round
+    save_rounds: int  # rounds: each watcher once per round
+    save_per_round: int  # saves per watcher and round
+    tree_dirs: int  # folders of TREE_FILES_PER_DIR files each
+    tree_idle_seconds: float
+    tree_idle_runs: int
+    tree_saves: int
 
 
 QUICK = Plan(
@@ -148,6 +185,15 @@ QUICK = Plan(
     peer_idle_seconds=3.0,
     peer_idle_runs=1,
     peer_import_runs=3,
+    idlecpu_sizes=(2000,),
+    idlecpu_seconds=5.0,
+    idlecpu_runs=1,
+    save_rounds=1,
+    save_per_round=6,
+    tree_dirs=100,  # 10 000 files
+    tree_idle_seconds=5.0,
+    tree_idle_runs=1,
+    tree_saves=3,
 )
 FULL = Plan(
     name="full",
@@ -166,6 +212,15 @@ FULL = Plan(
     peer_idle_seconds=10.0,
     peer_idle_runs=3,
     peer_import_runs=9,
+    idlecpu_sizes=(2000, 10000),
+    idlecpu_seconds=10.0,
+    idlecpu_runs=3,
+    save_rounds=3,
+    save_per_round=5,
+    tree_dirs=500,  # 50 000 files
+    tree_idle_seconds=10.0,
+    tree_idle_runs=2,
+    tree_saves=8,
 )
 RESTARTS = 10
 
@@ -335,6 +390,9 @@ def _paced_floor_per_scan(paths: list[str], interval: float, seconds: float) -> 
 
 
 def child_scan(args: dict[str, Any]) -> dict[str, Any]:
+    # The cost of a poll, where polling runs (network and VM file systems,
+    # --poll): notifications would leave most scans with nothing to stat.
+    os.environ["RELOADER_POLL"] = "1"
     _import_modules(args["n"])
     import reloader
 
@@ -390,6 +448,7 @@ OTHER_FS_NAMES = ("scandir", "listdir")
 def child_stats(args: dict[str, Any]) -> dict[str, Any]:
     # Wrap before the import, in case reloader binds os.stat to a name.
     counter = _CallCounter(STAT_NAMES + OTHER_FS_NAMES)
+    os.environ["RELOADER_POLL"] = "1"  # the polling scan, as in child_scan
     _import_modules(args["n"])
     import reloader
 
@@ -588,6 +647,9 @@ PEER_DISTS = {
     "gunicorn": "gunicorn",
     "hupper": "hupper",
 }
+# The peers of the idlecpu, save and tree sections, which run whole programs
+# (not a scan in a loop): the event-based watchers and tornado beside them.
+WATCHER_PEER_DISTS = {"watchfiles": "watchfiles", "uvicorn": "uvicorn"}
 
 
 def child_peer_scan(args: dict[str, Any]) -> dict[str, Any]:
@@ -701,8 +763,15 @@ def child_probe(args: dict[str, Any]) -> dict[str, Any]:
             versions[peer] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             versions[peer] = None
+    watchers: dict[str, str | None] = {}
+    for peer, dist in WATCHER_PEER_DISTS.items():
+        try:
+            watchers[peer] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            watchers[peer] = None
     return {
         "versions": versions,
+        "watchers": watchers,
         "python": sys.version.split()[0],
         "purelib": sysconfig.get_paths()["purelib"],
     }
@@ -781,6 +850,128 @@ if sys.argv[1] == "chain" and run < int(sys.argv[2]):
     reloader.restart()
 """
 
+# The program of the idlecpu, save and tree sections, run under each watcher
+# as a user would run it: it imports N modules and a module the parent saves,
+# then idles; it writes "ready" to the events file once the watcher it runs
+# is watching, and "restart" the moment its watcher starts a restart: in
+# reloader's and tornado's reload hooks, or on the signal that watchfiles
+# (SIGINT) and uvicorn --reload (SIGTERM) send to end the program.
+APP_SCRIPT = """\
+import os
+import signal
+import sys
+import time
+
+EVENTS = os.environ["RELOADER_BENCH_EVENTS"]
+
+
+def record(what):
+    with open(EVENTS, "a") as f:
+        f.write(f"{what} {os.getpid()} {time.time():.6f}\\n")
+
+
+for i in range(int(os.environ["RELOADER_BENCH_N"])):
+    __import__(f"bench_mod_{i:05d}")
+import bench_save_target  # noqa: F401,E402  (the module the parent saves)
+
+TREE = os.environ.get("RELOADER_BENCH_TREE")
+mode = sys.argv[1]
+if mode == "reloader":
+    import reloader
+
+    reloader.add_reload_hook(lambda: record("restart"))
+    if TREE:
+        reloader.watch(TREE)
+    reloader.start()
+    state = reloader._state
+    state = state if hasattr(state, "scan_count") else state.watcher
+    deadline = time.monotonic() + 120
+    while state.scan_count < 1 and time.monotonic() < deadline:
+        time.sleep(0.001)  # edits before the first scan may be its baseline
+    record("ready")
+    while True:
+        time.sleep(3600)
+elif mode == "tornado":
+    import asyncio
+
+    from tornado import autoreload
+
+    autoreload.add_reload_hook(lambda: record("restart"))
+    if TREE:
+        for root, _, names in os.walk(TREE):
+            for name in names:
+                autoreload.watch(os.path.join(root, name))
+
+    async def main():
+        autoreload.start()  # its first check, at 500 ms, is its baseline
+        asyncio.get_running_loop().call_later(0.55, record, "ready")
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+elif mode == "watchfiles":  # watchfiles.watch() in the program, defaults
+    import threading
+
+    import watchfiles
+
+    def watching():
+        for _changes in watchfiles.watch(os.environ["RELOADER_BENCH_WATCHED"]):
+            record("restart")
+            os.execv(sys.executable, [sys.executable, *sys.argv])
+
+    threading.Thread(target=watching, daemon=True).start()
+    record("ready")
+    while True:
+        time.sleep(3600)
+else:  # run by a watcher process, which signals it to end
+
+    def stopped(signum, frame):
+        record("restart")
+        os._exit(0)
+
+    signal.signal(signal.SIGINT, stopped)
+    signal.signal(signal.SIGTERM, stopped)
+    record("ready")
+    while True:
+        time.sleep(3600)
+"""
+
+# The same program as an ASGI application for uvicorn --reload, which imports
+# it in a worker process after installing its own signal handlers.
+ASGI_SCRIPT = """\
+import os
+import signal
+import time
+
+EVENTS = os.environ["RELOADER_BENCH_EVENTS"]
+
+
+def record(what):
+    with open(EVENTS, "a") as f:
+        f.write(f"{what} {os.getpid()} {time.time():.6f}\\n")
+
+
+for i in range(int(os.environ["RELOADER_BENCH_N"])):
+    __import__(f"bench_mod_{i:05d}")
+import bench_save_target  # noqa: F401,E402  (the module the parent saves)
+
+uvicorn_handler = signal.getsignal(signal.SIGTERM)
+
+
+def stopping(signum, frame):
+    record("restart")
+    if callable(uvicorn_handler):
+        uvicorn_handler(signum, frame)
+
+
+signal.signal(signal.SIGTERM, stopping)
+record("ready")
+
+
+async def app(scope, receive, send):
+    await send({"type": "http.response.start", "status": 204, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+"""
+
 
 # --------------------------------------------------------------------------
 # The parent: rows, subprocesses, the table.
@@ -840,6 +1031,7 @@ class Bench:
         self.rows: list[Row] = []
         self.errors = 0
         self.details: dict[str, Any] = {}
+        self.peers = False  # --peers: the peers' rows beside reloader's
 
     def env(self, pythonpath: str | None = None) -> dict[str, str]:
         """The environment of every child: this one, less what would skew it."""
@@ -1032,9 +1224,18 @@ def _importtime(bench: Bench, python: str, code: str, path: str) -> dict[str, in
 
 
 def _import_costs(
-    bench: Bench, python: str, codes: dict[str, str], runs: int, path: str
+    bench: Bench,
+    python: str,
+    codes: dict[str, str],
+    runs: int,
+    path: str,
+    own: list[float] | None = None,
 ) -> tuple[dict[str, list[float]], dict[str, set[str]]]:
-    """Per code: the ms its added modules took in each run, and those modules."""
+    """Per code: the ms its added modules took in each run, and those modules.
+
+    `own`, if given, gets the self time (ms) of the module named ``reloader``
+    in each run of the code keyed ``reloader``.
+    """
     times: dict[str, list[float]] = {key: [] for key in codes}
     added: dict[str, set[str]] = {key: set() for key in codes}
     for code in codes.values():  # warm the .pyc cache
@@ -1046,6 +1247,8 @@ def _import_costs(
             new = {name: us for name, us in modules.items() if name not in bare}
             times[key].append(sum(new.values()) / 1000)
             added[key] |= set(new)
+            if own is not None and key == "reloader":
+                own.append(modules.get("reloader", 0) / 1000)
     return times, added
 
 
@@ -1073,10 +1276,19 @@ def _reloader_import_rows(bench: Bench, section: str, times: Any, added: Any) ->
 
 def section_import(bench: Bench) -> None:
     runs = bench.plan.import_runs
+    own: list[float] = []
     times, added = _import_costs(
-        bench, sys.executable, RELOADER_IMPORTS, runs, bench.reloader_dir
+        bench, sys.executable, RELOADER_IMPORTS, runs, bench.reloader_dir, own
     )
     _reloader_import_rows(bench, "import", times, added)
+    bench.add(
+        "import",
+        "import reloader: its own module, ms",
+        own,
+        target="<= 3.00",
+        ok=_at_most(_median(own), 3.0),
+        note="the self time of the module reloader alone, from a cached .pyc",
+    )
     bad = ", ".join(sorted(set(FORBIDDEN) & added["reloader"]))
     name = "import reloader pulls in " + "/".join(FORBIDDEN)
     bench.add("import", name, [], text=bad or "none", target="none", ok=not bad)
@@ -1277,7 +1489,411 @@ def section_memory(bench: Bench) -> None:
     bench.details["memory_top"] = results[0]["top"]
 
 
-# Section 7: peers.
+# Sections 7 to 9: idle CPU, save -> restart and a watched tree, with
+# reloader and the peers that are whole programs (watchfiles, uvicorn
+# --reload, tornado.autoreload) run side by side: the same program, the same
+# files, one after the other in rounds.
+
+SAVE_N = 2000  # modules the program of the save section imports
+TREE_FILES_PER_DIR = 100
+IDLE_GRACE = 2.0  # s after "ready" before an idle window: past the first scans
+FIRST_SAVE_GRACE = 2.0  # s after a watcher starts before its first save
+READY_TIMEOUT = 120.0  # s: a start with 10 000 modules or a tree, under load
+RESTART_TIMEOUT = 60.0  # s: polling a tree of 50 000 files takes seconds
+
+
+@dataclass(frozen=True)
+class Watcher:
+    """One way of running the program: reloader, or a peer watching it."""
+
+    kind: str  # reloader, watchfiles, watchfiles.watch, uvicorn, tornado
+    python: str
+    version: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} {self.version}".strip()
+
+
+HOW_MEASURED = {
+    "reloader": "the program's process (its main thread sleeps)",
+    "tornado": "the program's process (its IOLoop waits)",
+    "watchfiles": "the watchfiles process, not the program it runs",
+    "watchfiles.watch": "the program's process (a thread in watch(), the main "
+    "thread sleeps)",
+    "uvicorn": "the reloader process of uvicorn --reload, not its server worker",
+}
+
+
+def _watchers(bench: Bench, section: str) -> list[Watcher]:
+    """reloader, then the peers installed when --peers was given."""
+    watchers = [Watcher("reloader", sys.executable)]
+    if not bench.peers:
+        return watchers
+    if "watchers" not in bench.details:
+        python = VENV_PYTHON if os.path.exists(VENV_PYTHON) else sys.executable
+        probe = bench.child("probe", {}, python=python)
+        found = {**probe["watchers"], "tornado": probe["versions"]["tornado"]}
+        bench.details["watchers"] = {"python": python, "versions": found}
+        missing = ", ".join(sorted(peer for peer, v in found.items() if not v))
+        if missing:
+            note = f"in {python}; see bench/README.md"
+            bench.add(section, "peers not installed", [], text=missing, note=note)
+    python = bench.details["watchers"]["python"]
+    versions = bench.details["watchers"]["versions"]
+    for kind in ("watchfiles", "watchfiles.watch", "uvicorn", "tornado"):
+        version = versions[kind.partition(".")[0]]
+        if version:
+            watchers.append(Watcher(kind, python, version))
+    return watchers
+
+
+def _project(bench: Bench, n: int) -> str:
+    """The folder of N modules, with the program and the module saved."""
+    folder = bench.moddir(n)
+    for name, text in (("bench_app.py", APP_SCRIPT), ("bench_asgi.py", ASGI_SCRIPT)):
+        with open(os.path.join(folder, name), "w") as f:
+            f.write(text)
+    target = os.path.join(folder, "bench_save_target.py")
+    with open(target, "w") as f:
+        f.write("VALUE = 0\n")
+    past = time.time() - 86400
+    os.utime(target, (past, past))
+    return folder
+
+
+def _save(path: str, index: int) -> float:
+    """Save `path` as editors do, a temporary file renamed over it; the time."""
+    folder, name = os.path.split(path)
+    temporary = os.path.join(folder, f".{name}.bench-tmp")
+    with open(temporary, "w") as f:
+        f.write(f"VALUE = {index}\n# saved {index} times\n")
+    os.replace(temporary, path)
+    return time.time()
+
+
+class _Program:
+    """The program running under one watcher; its events file and its log."""
+
+    count = 0
+
+    def __init__(
+        self, bench: Bench, watcher: Watcher, folder: str, n: int, tree: str = ""
+    ) -> None:
+        import subprocess
+
+        _Program.count += 1
+        runs = os.path.join(bench.tmp, "runs")
+        os.makedirs(runs, exist_ok=True)
+        stem = os.path.join(runs, f"{watcher.kind}-{_Program.count}")
+        self.events, self.log = stem + ".events", stem + ".log"
+        open(self.events, "w").close()
+        app = os.path.join(folder, "bench_app.py")
+        watched = tree or folder
+        pythonpath = None
+        if watcher.kind == "reloader":
+            cmd = [watcher.python, app, "reloader"]
+            pythonpath = bench.reloader_dir
+        elif watcher.kind == "tornado":
+            cmd = [watcher.python, app, "tornado"]
+        elif watcher.kind == "watchfiles.watch":
+            cmd = [watcher.python, app, "watchfiles"]
+        elif watcher.kind == "watchfiles":
+            # What `watchfiles --filter python 'python app.py' folder` does.
+            program = f"{watcher.python} {app} plain"
+            cmd = [watcher.python, "-m", "watchfiles", "--filter", "python"]
+            cmd += ["--target-type", "command", program, watched]
+        else:  # uvicorn --reload: WatchFilesReload when watchfiles is there
+            cmd = [watcher.python, "-m", "uvicorn", "bench_asgi:app", "--reload"]
+            cmd += ["--reload-dir", watched, "--port", "0", "--lifespan", "off"]
+        env = bench.env(pythonpath)
+        env["RELOADER_BENCH_EVENTS"] = self.events
+        env["RELOADER_BENCH_N"] = str(n)
+        env["RELOADER_BENCH_WATCHED"] = watched
+        if tree:
+            env["RELOADER_BENCH_TREE"] = tree
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=folder,
+                env=env,
+                start_new_session=True,  # _kill ends the whole group
+            )
+
+    def times(self, what: str, count: int, timeout: float) -> list[float]:
+        """The times of the first `count` `what` events, once there are."""
+        try:
+            lines = _wait_lines(self.events, what, count, self.proc, timeout)
+        except BenchError as exc:
+            with open(self.log, errors="replace") as f:
+                log = f.read()[-2000:]
+            raise BenchError(f"{exc}\nthe program's output:\n{log}") from None
+        return [float(line.split()[2]) for line in lines]
+
+    def seen(self, what: str) -> int:
+        with open(self.events) as f:
+            return sum(line.startswith(what) for line in f.read().split("\n")[:-1])
+
+    def uvicorn_reloader(self) -> str:
+        """The reloader uvicorn says it uses, from its log."""
+        with open(self.log, errors="replace") as f:
+            found = f.read().partition("using ")[2].split()
+        return found[0] if found else "?"
+
+    def close(self) -> None:
+        _kill(self.proc)
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU seconds of process `pid`, every thread, ended ones included.
+
+    The process CPU clock of another process (what ``clock_getcpuclockid``
+    gives in C), read to the nanosecond; /proc/PID/stat counts 10 ms ticks,
+    too coarse for a watcher that idles at 0.1 % of a core.
+    """
+    try:
+        return time.clock_gettime(((~pid) << 3) | 2)
+    except OSError:  # not Linux, or the clock is refused: ticks will do
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _idle_pct(
+    bench: Bench, watcher: Watcher, folder: str, n: int, seconds: float, tree: str = ""
+) -> tuple[float, str]:
+    """% of a core the watcher takes over `seconds` of idling; how read."""
+    program = _Program(bench, watcher, folder, n, tree)
+    try:
+        program.times("ready", 1, READY_TIMEOUT)
+        time.sleep(IDLE_GRACE)
+        pid = program.proc.pid
+        cpu0, wall0 = _process_cpu(pid), time.monotonic()
+        time.sleep(seconds)
+        cpu1, wall1 = _process_cpu(pid), time.monotonic()
+        if program.proc.poll() is not None or program.seen("restart"):
+            raise BenchError(f"{watcher.label} restarted or ended while idle")
+        how = HOW_MEASURED[watcher.kind]
+        if watcher.kind == "uvicorn":
+            how += f", using {program.uvicorn_reloader()}"
+    finally:
+        program.close()
+    return 100 * (cpu1 - cpu0) / (wall1 - wall0), how
+
+
+def _save_latencies(
+    bench: Bench,
+    watcher: Watcher,
+    folder: str,
+    n: int,
+    targets: list[str],
+    samples: int,
+    tree: str = "",
+) -> list[float]:
+    """Seconds from each save (its rename) to the restart beginning."""
+    import random
+
+    program = _Program(bench, watcher, folder, n, tree)
+    latencies: list[float] = []
+    try:
+        for i in range(samples):
+            program.times("ready", i + 1, READY_TIMEOUT)
+            # A save at a random moment of the interval, half a second at
+            # least after the program said ready: every watcher is set up.
+            pause = random.uniform(0.5, 1.0) + (FIRST_SAVE_GRACE if i == 0 else 0)
+            time.sleep(pause)
+            if program.seen("restart") != i:
+                raise BenchError(f"{watcher.label} restarted with no save")
+            written = _save(targets[i % len(targets)], i)
+            restarts = program.times("restart", i + 1, RESTART_TIMEOUT)
+            latencies.append(restarts[i] - written)
+    finally:
+        program.close()
+    return latencies
+
+
+def _flat(rounds: list[list[float]]) -> list[float]:
+    return [value for samples in rounds for value in samples]
+
+
+def _ratio_rows(
+    bench: Bench, section: str, name: str, rounds: dict[str, list[list[float]]]
+) -> None:
+    """reloader over each watchfiles: the ratio of their medians in each round.
+
+    A round runs each watcher once, one after the other: the ratio of one
+    round compares runs made minutes apart at most, under the same load.
+    """
+    for peer in ("watchfiles", "watchfiles.watch"):
+        if peer not in rounds:
+            continue
+        ratios = [
+            _median(mine) / _median(theirs) if _median(theirs) else float("inf")
+            for mine, theirs in zip(rounds["reloader"], rounds[peer])
+        ]
+        bench.add(
+            section,
+            f"{name}: reloader / {peer}",
+            ratios,
+            target="<= 1.00",
+            ok=_median(ratios) <= 1.0,
+            note=f"per round, median over median; {len(ratios)} round(s)",
+        )
+
+
+IDLECPU_TARGETS = {2000: 0.15, 10000: 0.40}
+
+
+def section_idlecpu(bench: Bench) -> None:
+    plan = bench.plan
+    watchers = _watchers(bench, "idlecpu")
+    for n in plan.idlecpu_sizes:
+        folder = _project(bench, n)
+        rounds: dict[str, list[list[float]]] = {w.kind: [] for w in watchers}
+        hows: dict[str, str] = {}
+        for _ in range(plan.idlecpu_runs):  # rounds: every watcher once
+            for watcher in watchers:
+                pct, hows[watcher.kind] = _idle_pct(
+                    bench, watcher, folder, n, plan.idlecpu_seconds
+                )
+                rounds[watcher.kind].append([pct])
+        pcts = {kind: _flat(samples) for kind, samples in rounds.items()}
+        for watcher in watchers:
+            limit = IDLECPU_TARGETS.get(n) if watcher.kind == "reloader" else None
+            bench.add(
+                "idlecpu",
+                f"idle CPU %, N={n}: {watcher.label}",
+                pcts[watcher.kind],
+                target="" if limit is None else f"<= {limit:.2f}",
+                ok=None if limit is None else _median(pcts[watcher.kind]) <= limit,
+                note=f"{plan.idlecpu_runs} x {plan.idlecpu_seconds:g} s; "
+                f"{hows[watcher.kind]}",
+            )
+        _ratio_rows(bench, "idlecpu", f"idle CPU, N={n}", rounds)
+
+
+def section_save(bench: Bench) -> None:
+    plan, n = bench.plan, SAVE_N
+    watchers = _watchers(bench, "save")
+    folder = _project(bench, n)
+    target = os.path.join(folder, "bench_save_target.py")
+    rounds: dict[str, list[list[float]]] = {w.kind: [] for w in watchers}
+    for _ in range(plan.save_rounds):  # rounds: every watcher once
+        for watcher in watchers:
+            rounds[watcher.kind].append(
+                _save_latencies(
+                    bench, watcher, folder, n, [target], plan.save_per_round
+                )
+            )
+    results = {kind: _flat(samples) for kind, samples in rounds.items()}
+    for watcher in watchers:
+        ms = [1000 * latency for latency in results[watcher.kind]]
+        target_text, ok = "", None
+        if watcher.kind == "reloader":
+            target_text = "med <= 60, max <= 120"
+            ok = _median(ms) <= 60 and max(ms) <= 120
+        bench.add(
+            "save",
+            f"save -> restart begins, ms, N={n}: {watcher.label}",
+            ms,
+            digits=0,
+            target=target_text,
+            ok=ok,
+            note=f"{len(ms)} saves (temp file + rename), {plan.save_rounds} "
+            f"round(s); default interval; {HOW_RESTART[watcher.kind]}",
+        )
+    _ratio_rows(bench, "save", "save -> restart", rounds)
+
+
+HOW_RESTART = {
+    "reloader": "restart begins: its reload hook",
+    "tornado": "restart begins: its reload hook",
+    "watchfiles": "restart begins: the program gets SIGINT",
+    "watchfiles.watch": "restart begins: watch() yields the change",
+    "uvicorn": "restart begins: the server worker gets SIGTERM",
+}
+
+
+def _tree(bench: Bench, dirs: int) -> tuple[str, str, list[str]]:
+    """A folder of `dirs` x TREE_FILES_PER_DIR files dated a day back.
+
+    Returns the program's folder (no modules), the tree, and a file of each
+    tree folder to save.
+    """
+    base = os.path.join(bench.tmp, f"tree-{dirs}")
+    tree = os.path.join(base, "tree")
+    app = _project(bench, 0)
+    past = time.time() - 86400
+    targets = []
+    if not os.path.isdir(tree):
+        for d in range(dirs):
+            folder = os.path.join(tree, f"d{d:03d}")
+            os.makedirs(folder)
+            for i in range(TREE_FILES_PER_DIR):
+                path = os.path.join(folder, f"f{i:02d}.py")
+                with open(path, "w") as f:
+                    f.write(f"VALUE = {i}\n")
+                os.utime(path, (past, past))
+    for d in range(dirs):
+        targets.append(
+            os.path.join(tree, f"d{d:03d}", f"f{d % TREE_FILES_PER_DIR:02d}.py")
+        )
+    return app, tree, targets
+
+
+def section_tree(bench: Bench) -> None:
+    import random
+
+    plan = bench.plan
+    files = plan.tree_dirs * TREE_FILES_PER_DIR
+    app, tree, targets = _tree(bench, plan.tree_dirs)
+    random.shuffle(targets)
+    watchers = _watchers(bench, "tree")
+    rounds: dict[str, list[list[float]]] = {w.kind: [] for w in watchers}
+    hows: dict[str, str] = {}
+    for _ in range(plan.tree_idle_runs):  # rounds: every watcher once
+        for watcher in watchers:
+            pct, hows[watcher.kind] = _idle_pct(
+                bench, watcher, app, 0, plan.tree_idle_seconds, tree
+            )
+            rounds[watcher.kind].append([pct])
+    pcts = {kind: _flat(samples) for kind, samples in rounds.items()}
+    latencies = {
+        w.kind: _save_latencies(bench, w, app, 0, targets, plan.tree_saves, tree)
+        for w in watchers
+    }
+    for watcher in watchers:
+        mine = watcher.kind == "reloader"
+        bench.add(
+            "tree",
+            f"tree of {files} files, idle CPU %: {watcher.label}",
+            pcts[watcher.kind],
+            target="<= 1.00" if mine else "",
+            ok=_median(pcts[watcher.kind]) <= 1.0 if mine else None,
+            note=f"{plan.tree_dirs} folders; {plan.tree_idle_runs} x "
+            f"{plan.tree_idle_seconds:g} s; {hows[watcher.kind]}",
+        )
+    _ratio_rows(bench, "tree", f"tree of {files} files, idle CPU", rounds)
+    for watcher in watchers:
+        mine = watcher.kind == "reloader"
+        ms = [1000 * latency for latency in latencies[watcher.kind]]
+        bench.add(
+            "tree",
+            f"tree of {files} files, save -> restart, ms: {watcher.label}",
+            ms,
+            digits=0,
+            target="med <= 200" if mine else "",
+            ok=_median(ms) <= 200 if mine else None,
+            note=f"{len(ms)} saves of files in different folders; "
+            f"{HOW_RESTART[watcher.kind]}",
+        )
+    one_round = {kind: [samples] for kind, samples in latencies.items()}
+    _ratio_rows(bench, "tree", f"tree of {files} files, save -> restart", one_round)
+
+
+# Section 10: peers.
 
 
 def section_peers(bench: Bench) -> None:
@@ -1356,7 +1972,7 @@ def _peer_idle_row(bench: Bench, python: str, peer: str) -> None:
 # The table and the command line.
 
 
-# Section 8: refused connections across restarts (``--only refused``).
+# Section 11: refused connections across restarts (``--only refused``).
 #
 # A server restarted 10 times by edits while one client requests it in a
 # loop, one connection at a time: per restart, the connections refused and
@@ -1733,13 +2349,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.only
         else [s for s in SECTIONS if s not in OPTIONAL]
     )
-    if args.peers and "peers" not in sections:
+    if args.peers and not args.only:
         sections.append("peers")
     unknown = set(sections) - set(SECTIONS)
     if unknown:
         print(f"error: unknown sections {sorted(unknown)}", file=sys.stderr)
         return 2
     bench = Bench(QUICK if args.quick else FULL, reloader_path, args.settle)
+    bench.peers = args.peers
     started = time.monotonic()
     try:
         for name in SECTIONS:
@@ -1765,6 +2382,9 @@ SECTION_FUNCS: dict[str, Callable[[Bench], None]] = {
     "latency": section_latency,
     "restart": section_restart,
     "memory": section_memory,
+    "idlecpu": section_idlecpu,
+    "save": section_save,
+    "tree": section_tree,
     "peers": section_peers,
     "refused": section_refused,
 }
