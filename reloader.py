@@ -18,7 +18,9 @@ burst of changes has settled, the process re-executes itself with the same
 command line (``os.execv``: the pid stays). When Tornado or asyncio runs a loop
 in the thread that called ``start()``, the restart happens on that loop.
 ``listening_socket()`` keeps a server's port open through the restart, so
-clients that connect meanwhile wait instead of being refused.
+clients that connect meanwhile wait instead of being refused; under
+``python -m reloader`` every listening socket the program binds is kept so,
+without a changed line.
 
 Limits: the restart is a re-execution, so any state that lives only in memory
 is lost (reload hooks can save it). The polling costs one ``stat`` per watched
@@ -27,6 +29,9 @@ until it does; other errors only show when the new process imports the file,
 and the ``python -m reloader`` wrapper covers those. Where ``execv`` is not
 available (Windows, or macOS with threads running) the restart starts a new
 process and waits for it instead, and a listening socket cannot be handed over.
+Under the wrapper, a listening socket the program closes stays open (its
+address taken, connections waiting) until the wrapper ends, or until the next
+run has started without binding that address again.
 On Python 3.9 a program run with ``-c`` cannot be re-executed. A program that
 changes directory should import this module first: the restart runs from the
 directory that was current then. Files are compared by modification time,
@@ -287,7 +292,7 @@ def listening_socket(address: "Any", **kwargs: "Any") -> "socket.socket":
     check out (not from this process, not a listening socket on that address)
     is ignored with a warning. Raises what ``create_server`` raises.
     """
-    return _state.sockets.get(address, kwargs)
+    return _state.sockets.create_server(address, kwargs)
 
 
 def main(argv: "Sequence[str] | None" = None) -> int:
@@ -376,6 +381,7 @@ class _State:
                 return
             self.restarting = True
             hooks = list(self.hooks)
+            self.sockets.restart_pending = True  # see unlink_hidden_at_exit()
         try:
             source = "" if self.argv is not None else _program_source()
             if source:
@@ -389,6 +395,7 @@ class _State:
         finally:
             with self.lock:
                 self.restarting = False
+                self.sockets.restart_pending = False
 
     def restarter(self, loop: "_Loop | None") -> "Callable[[dict[str, str]], None]":
         """What the watcher calls on a change: say so, restart on ``loop``."""
@@ -425,7 +432,7 @@ class _State:
         self.watcher.forget_news()
         self.watcher.targets.lock = threading.Lock()
         self.watcher.poll_lock = threading.Lock()
-        self.sockets.lock = threading.Lock()
+        self.sockets.after_fork_in_child()
         self.thread = None
         self.stop_event = threading.Event()
         self.owner = ""
@@ -2622,7 +2629,7 @@ def _reexecute(argv: "list[str]", cwd: str, sockets: "_Sockets", handover: str) 
     _restore_echo()
     try:
         if sys.platform == "win32":
-            _spawn_and_exit(argv, cwd, handover)
+            _spawn_and_exit(argv, cwd, handover, sockets)
         else:
             _exec(argv, cwd, handover, sockets)
     finally:
@@ -2654,7 +2661,7 @@ def _exec(argv: "list[str]", cwd: str, handover: str, sockets: "_Sockets") -> No
         if isinstance(e, OSError) and e.errno == getattr(errno, "ENOTSUP", None):
             # macOS refuses execv while other threads run.
             sockets.take_back()
-            _spawn_and_exit(argv, cwd, handover)
+            _spawn_and_exit(argv, cwd, handover, sockets)
         else:
             _log.error("cannot restart %s: %s; still running and watching", argv[0], e)
     finally:
@@ -2747,7 +2754,9 @@ def _open_fds() -> "Iterable[int]":
     return range(3, min(limit, 65536))
 
 
-def _spawn_and_exit(argv: "list[str]", cwd: str, handover: str) -> None:
+def _spawn_and_exit(
+    argv: "list[str]", cwd: str, handover: str, sockets: "_Sockets"
+) -> None:
     """Run ``argv`` as a new process, wait for it, exit with its status.
 
     Used where execv cannot keep the process (Windows, macOS with threads):
@@ -2767,6 +2776,7 @@ def _spawn_and_exit(argv: "list[str]", cwd: str, handover: str) -> None:
     # From here on this process must end, whatever happens: two copies of
     # the program must never run side by side.
     try:
+        sockets.unlink_hidden()
         _close_listening_sockets()  # the new process binds as it starts
     finally:
         status = _wait(process)
@@ -2816,6 +2826,59 @@ def _close_listening_sockets() -> None:
 
 # ---------------------------------------------------------------------------
 # Keeping listening sockets across restarts.
+#
+# Keeping a listening socket across restarts
+# ---------------------------------------------------------------------------
+# A socket survives execv if its descriptor is inheritable, so the port stays
+# open, and connections made while the next run imports wait in its backlog.
+# Two ways lead there, with one implementation (``_Sockets.bind`` and
+# ``_Sockets.listen``): ``listening_socket()`` calls them itself, and under the
+# wrapper ``socket.socket.bind`` and ``listen`` are replaced by them, so any
+# server built on the socket module (socketserver, asyncio, Tornado, and the
+# frameworks on those) keeps its socket without a changed line.
+#
+# On listen(), reloader takes a duplicate of the descriptor (its own, never
+# inherited until the hand-over): the program may close its socket before the
+# restart (a graceful shutdown does), and the duplicate keeps the socket
+# alive. On bind() of the same address in the next run, the descriptor handed
+# over is duplicated onto the program's socket (dup2), so the program's
+# object, and its descriptor number, now are the kept socket, already bound
+# and listening. The same happens within a run when a program binds again an
+# address whose socket it closed. An address is the family, the address as
+# given to bind() (so port 0 keeps the first run's port) and the options that
+# bind() depends on (IPV6_V6ONLY, SO_REUSEPORT). A second bind() of an address
+# whose kept socket the program still has open is a real bind(): it fails, or
+# with SO_REUSEPORT gets a socket of its own, as without reloader.
+#
+# A Unix socket's path is where clients find it, and servers unlink the path
+# before bind(). So reloader keeps a hard link to the socket's file (a hidden
+# name beside it) from listen() on, and a bind() that adopts the socket puts
+# the path back from it.
+
+
+class _Kept:
+    """A descriptor reloader holds for a listening socket of the program."""
+
+    __slots__ = ("key", "owner", "sock")
+
+    def __init__(self, key: str, sock: "socket.socket") -> None:
+        self.key = key
+        self.sock = sock  # reloader's duplicate
+        self.owner: Callable[[], Optional[socket.socket]] = lambda: None
+
+    def is_free(self) -> bool:
+        """True if the program no longer has a socket open on it."""
+        owner = self.owner()
+        return owner is None or owner.fileno() < 0
+
+
+# When the sockets handed over to a run that it has not bound again are
+# closed: some seconds after its last listen(), long enough for a server that
+# binds a second port a little later; and under the wrapper, if it listens on
+# nothing, a minute after it started, long enough for a slow start (a Django
+# project's, say), whose bind() then still adopts its socket.
+_UNCLAIMED_AFTER_LISTEN = 10.0
+_UNCLAIMED_AFTER_START = 60.0
 
 
 class _Sockets:
@@ -2823,167 +2886,271 @@ class _Sockets:
 
     The hand-over is an environment variable, RELOADER_SOCKETS, holding JSON:
     the pid (execv keeps it, so a child process of the program can tell the
-    variable is not its own) and, per socket, the key of the address that was
-    asked for, the descriptor and the address it is bound to.
+    variable is not its own) and, per socket, the address key, the descriptor
+    and the address it is bound to.
     """
 
     def __init__(self, own_environment: bool) -> None:
         self.lock = threading.Lock()
-        self.kept: list[tuple[str, socket.socket]] = []
-        self.offered: dict[str, list[tuple[int, Any]]] = {}
-        # The offers that hand_over() adopted, passed on but not asked for:
-        # still this run's to claim if the restart fails.
-        self.unclaimed: dict[str, list[socket.socket]] = {}
+        self.hooked_pid = 0  # the process whose socket class is hooked
+        self.kept: list[_Kept] = []
+        # Handed over by the previous run, checked, and not bound again yet.
+        self.offered: dict[str, list[socket.socket]] = {}
+        self.keys: Any = None  # socket -> address key, weakly, from bind()
+        self.timer: Optional[threading.Timer] = None
+        self.hidden: set[str] = set()  # see _link_unix_path()
+        self.restart_pending = False  # set by _State.restart()
         self.value = os.environ.get(_SOCKETS_ENV, "")
         if own_environment:
             os.environ.pop(_SOCKETS_ENV, None)
 
-    def get(self, address: "Any", kwargs: "dict[str, Any]") -> "socket.socket":
+    def install(self) -> None:
+        """Under the wrapper: make every bind() and listen() go through here."""
         import socket
 
-        key = _socket_key(address, kwargs)
-        with self.lock:
-            self.load()
-            # Each call gets a socket of its own, as from create_server(): the
-            # n-th call for an address adopts the n-th socket handed over for
-            # it, so two servers that both ask for port 0 keep two ports.
-            offers = self.offered.get(key)
-            offer = offers.pop(0) if offers else None
-            spares = self.unclaimed.get(key)
-            sock = spares.pop(0) if spares else None
-        if sock is None and offer is not None:
-            sock = self.adopt(key, *offer)
-        if sock is None:
+        sockets = self
+
+        def bind(sock: "socket.socket", address: "Any") -> None:
+            sockets.bind(sock, address, hooked=True)
+
+        def listen(sock: "socket.socket", *backlog: int) -> None:
+            sockets.listen(sock, *backlog, hooked=True)
+
+        if sys.platform == "win32":
+            return  # the restart spawns there: nothing is handed over
+        self.hooked_pid = os.getpid()
+        socket.socket.bind = bind  # type: ignore[assignment,unused-ignore]
+        socket.socket.listen = listen  # type: ignore[assignment,unused-ignore]
+
+    def create_server(
+        self, address: "Any", kwargs: "dict[str, Any]"
+    ) -> "socket.socket":
+        """``socket.create_server(address, **kwargs)``, through bind() here."""
+        sock = _new_server_socket(**kwargs)
+        try:
             try:
-                sock = socket.create_server(address, **kwargs)
+                self.bind(sock, address)
             except OSError as e:
-                import errno
+                raise OSError(
+                    e.errno, f"{e.strerror} (while attempting to bind on {address!r})"
+                ) from None
+            backlog = kwargs.get("backlog")
+            self.listen(sock, *([] if backlog is None else [backlog]))
+            return sock
+        except OSError:
+            sock.close()
+            raise
 
-                # An edited address (another host, other options) on a port
-                # that a socket handed over for the old one still holds.
-                if e.errno != errno.EADDRINUSE or not self.release_unclaimed():
-                    raise
-                sock = socket.create_server(address, **kwargs)
+    def bind(self, sock: "socket.socket", address: "Any", hooked: bool = False) -> None:
+        """Bind ``sock`` to ``address``, or make it the socket kept for it."""
+        import _socket
+
+        key = None
+        if not hooked or self.hooked_pid == os.getpid():
+            key = _bind_key(sock, address)
+        if key is not None:
+            kept = self.claim(key, sock)
+            if kept is not None and not _restore_unix_path(kept.sock):
+                self.drop(kept)  # its path is gone: bind a new one there
+                kept = None
+            if kept is not None:
+                _become(sock, kept)
+                self.remember(sock, key)
+                path = _unix_path(sock)
+                self.note_hidden(None if path is None else _hidden_path(path))
+                return
+        try:
+            _socket.socket.bind(sock, address)
+        except OSError as e:
+            import errno
+
+            # An edited address (other options, say) on a port that a socket
+            # handed over for the old one still holds.
+            if key is None or e.errno != errno.EADDRINUSE or not self.close_unclaimed():
+                raise
+            _socket.socket.bind(sock, address)
+        if key is not None:
+            self.remember(sock, key)
+
+    def listen(
+        self, sock: "socket.socket", *backlog: int, hooked: bool = False
+    ) -> None:
+        """Listen, and from then on keep the socket for the next run."""
+        import _socket
+
+        _socket.socket.listen(sock, *backlog)
+        if sys.platform == "win32":
+            return  # the restart spawns there (and sockets are no descriptors)
+        if hooked and self.hooked_pid != os.getpid():
+            return  # a child process of the program keeps nothing
         with self.lock:
-            self.kept = [(k, s) for k, s in self.kept if s.fileno() >= 0]
-            self.kept.append((key, sock))
-        return sock
+            key = self.keys.get(sock) if self.keys is not None else None
+            adopted = any(kept.owner() is sock for kept in self.kept)
+        if key is None:
+            return  # not bound here: not ours to keep
+        self.close_unclaimed_later(_UNCLAIMED_AFTER_LISTEN)  # it is serving
+        if adopted:
+            return  # kept already (adopted, or listen() again)
+        try:
+            kept = _Kept(key, _duplicate(sock))
+        except OSError as e:  # out of descriptors, say: it listens all the same
+            _log.warning("cannot keep %s across restarts: %s", key, e)
+            return
+        kept.owner = _weak(sock)
+        with self.lock:
+            self.kept.append(kept)
+        self.note_hidden(_link_unix_path(sock))
 
-    def release_unclaimed(self) -> bool:
-        """Close the sockets handed over that no call has claimed yet.
+    def note_hidden(self, hidden: "str | None") -> None:
+        """Remember a hidden name (see _link_unix_path), to remove at exit."""
+        if hidden is None:
+            return
+        with self.lock:
+            if not self.hidden:  # the first in this run: execv forgets atexit's
+                import atexit
 
-        Only those that check out as ours: the others may be any open file.
-        Returns True if one was closed. A later call for one of them gets a
-        new socket.
+                atexit.register(self.unlink_hidden_at_exit)
+            self.hidden.add(hidden)
+
+    def unlink_hidden_at_exit(self) -> None:
+        """Remove the hidden names of Unix sockets when the process ends."""
+        if not self.restart_pending:  # a restart ends the run by atexit too:
+            self.unlink_hidden()  # the next run needs them
+
+    def unlink_hidden(self) -> None:
+        with self.lock:
+            found, self.hidden = self.hidden, set()
+        for hidden in found:
+            _unlink(hidden)
+
+    def drop(self, kept: _Kept) -> None:
+        """Close a kept socket for good."""
+        with self.lock:
+            self.kept = [k for k in self.kept if k is not kept]
+        path = _unix_path(kept.sock)
+        if path is not None:
+            self.hidden.discard(_hidden_path(path))
+            _unlink(_hidden_path(path))
+        kept.sock.close()
+
+    def remember(self, sock: "socket.socket", key: str) -> None:
+        import weakref
+
+        with self.lock:
+            if self.keys is None:
+                self.keys = weakref.WeakKeyDictionary()
+            self.keys[sock] = key
+
+    def claim(self, key: str, sock: "socket.socket") -> "_Kept | None":
+        """The kept socket for ``key`` that the program has no socket on.
+
+        It is ``sock``'s from now on (under the lock: two threads binding
+        the same address at once must not both get it).
         """
         with self.lock:
-            offers = self.take_offers()
-            spares = [sock for found in self.unclaimed.values() for sock in found]
-            self.unclaimed = {}
-        for key, (fd, bound) in offers:
-            adopted = self.adopt(key, fd, bound)
-            if adopted is not None:
-                spares.append(adopted)
-        for sock in spares:
-            sock.close()
-        return bool(spares)
+            self.load()
+            offers = self.offered.get(key)
+            found = None
+            if offers:
+                found = _Kept(key, offers.pop(0))
+                self.kept.append(found)
+            else:
+                free = (k for k in self.kept if k.key == key and k.is_free())
+                found = next(free, None)
+            if found is not None:
+                found.owner = _weak(sock)
+            return found
 
     def load(self) -> None:
-        """Read the hand-over the first time it is needed; hold the lock."""
-        if self.value:
-            self.offered = self.parse(self.value)
-            self.value = ""
+        """Read and check the hand-over the first time; hold the lock."""
+        value, self.value = self.value, ""
+        for key, fd, bound in self.parse(value):
+            sock = _check_offer(key, fd, bound)
+            if sock is not None:
+                self.offered.setdefault(key, []).append(sock)
 
-    def take_offers(self) -> "list[tuple[str, tuple[int, Any]]]":
-        """Take every offer not adopted yet out of the offers; hold the lock."""
-        self.load()
-        offers = [(k, o) for k, found in self.offered.items() for o in found]
-        self.offered = {}
-        return offers
-
-    def parse(self, value: str) -> "dict[str, list[tuple[int, Any]]]":
+    def parse(self, value: str) -> "list[tuple[str, int, Any]]":
         import json
 
-        offered: dict[str, list[tuple[int, Any]]] = {}
+        if not value:
+            return []
         try:
             data = json.loads(value)
             if data["pid"] != os.getpid():
                 raise ValueError(f"written by process {data['pid']}, not this one")
-            for k, fd, bound in data["sockets"]:
+            offers = []
+            for key, fd, bound in data["sockets"]:
                 if not isinstance(fd, int) or not 2 < fd < 1 << 30:
                     raise ValueError(f"{fd!r} is no descriptor to hand over")
-                offered.setdefault(str(k), []).append((fd, bound))
+                offers.append((str(key), fd, bound))
         except (ValueError, KeyError, TypeError) as e:
             _log.warning("ignoring %s=%r: %s", _SOCKETS_ENV, value, e)
-            return {}
-        for offers in offered.values():
-            for fd, _ in offers:
-                try:
-                    os.set_inheritable(fd, False)
-                except OSError:
-                    pass  # not open: adopt() will say so
-        return offered
+            return []
+        for _, fd, _ in offers:
+            try:
+                os.set_inheritable(fd, False)
+            except OSError:
+                pass  # not open: _check_offer() will say so
+        return offers
 
-    def adopt(self, key: str, fd: int, bound: "Any") -> "socket.socket | None":
-        import socket
+    def close_unclaimed_later(self, delay: float) -> None:
+        """Close, ``delay`` seconds from now, what was handed over in vain."""
+        with self.lock:
+            self.load()
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+            if not any(self.offered.values()):
+                return  # nothing to close: no thread
+            self.timer = threading.Timer(delay, self.close_unclaimed)
+            self.timer.daemon = True
+            self.timer.name = "reloader-sockets"
+            self.timer.start()
 
-        try:
-            sock = socket.socket(fileno=fd)
-        except OSError as e:
-            _log.warning("not adopting socket fd %d for %s: %s", fd, key, e)
-            return None
-        family = _address_family(key)
-        try:
-            listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
-            name = sock.getsockname()
-        except OSError as e:
-            listening, name = 0, e
-        if (
-            not listening
-            or sock.type != socket.SOCK_STREAM
-            or (family is not None and sock.family != family)
-            or _jsonable(name) != bound
-        ):
-            sock.detach()  # not ours to close: it may be another open file
-            _log.warning(
-                "not adopting socket fd %d for %s: not a listening socket bound there",
-                fd,
-                key,
-            )
-            return None
-        # Blocking, as create_server() makes it: the previous run may have made
-        # it non-blocking (asyncio, Tornado do), a flag execv keeps with the
-        # descriptor, while the new socket object assumes the default.
-        sock.settimeout(socket.getdefaulttimeout())
-        return sock
+    def keep_unclaimed(self) -> None:
+        """The run ended before binding again: the next run may."""
+        with self.lock:
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+
+    def close_unclaimed(self) -> bool:
+        """Close the sockets handed over that no bind() has claimed.
+
+        Returns True if one was closed; a later bind() of its address binds
+        afresh.
+        """
+        with self.lock:
+            self.load()
+            found = [sock for socks in self.offered.values() for sock in socks]
+            self.offered = {}
+        for sock in found:
+            path = _unix_path(sock)
+            if path is not None:
+                self.hidden.discard(_hidden_path(path))
+                _unlink(_hidden_path(path))
+            sock.close()
+        return bool(found)
 
     def hand_over(self) -> "set[int]":
         """Make the kept sockets inheritable and describe them for execv.
 
-        The sockets handed over to this run that it never asked for (a run
-        that failed at import, say) are passed on too, so the port stays
-        open, and the same, for the run that asks again.
+        The sockets handed over to this run that it never bound again (a run
+        that failed at import, say) are passed on too, so the port stays open.
         """
         import json
 
         with self.lock:
-            offers = self.take_offers()
-        for key, (fd, bound) in offers:
-            unclaimed = self.adopt(key, fd, bound)
-            if unclaimed is not None:
-                with self.lock:
-                    self.unclaimed.setdefault(key, []).append(unclaimed)
+            self.load()
+            kept = [(k.key, k.sock) for k in self.kept]
+            kept += [(key, s) for key, socks in self.offered.items() for s in socks]
         sockets = []
-        with self.lock:
-            for key, sock in self.all_kept():
-                fd = sock.fileno()
-                if fd < 0:
-                    continue
-                try:
-                    sock.set_inheritable(True)
-                    sockets.append([key, fd, _jsonable(sock.getsockname())])
-                except OSError:
-                    continue  # closed or broken: the next run binds afresh
+        for key, sock in kept:
+            try:
+                sock.set_inheritable(True)
+                sockets.append([key, sock.fileno(), _jsonable(sock.getsockname())])
+            except OSError:
+                continue  # closed or broken: the next run binds afresh
         if sockets:
             value = {"pid": os.getpid(), "sockets": sockets}
             os.environ[_SOCKETS_ENV] = json.dumps(value)
@@ -2993,35 +3160,207 @@ class _Sockets:
         """After a failed execv, or to spawn: the sockets are ours alone again."""
         os.environ.pop(_SOCKETS_ENV, None)
         with self.lock:
-            for _, sock in self.all_kept():
-                try:
-                    sock.set_inheritable(False)
-                except OSError:
-                    pass  # already closed
+            socks = [kept.sock for kept in self.kept]
+            socks += [sock for found in self.offered.values() for sock in found]
+        for sock in socks:
+            try:
+                sock.set_inheritable(False)
+            except OSError:
+                pass  # already closed
 
-    def all_kept(self) -> "list[tuple[str, socket.socket]]":
-        """The sockets asked for, then the unclaimed ones; hold the lock."""
-        spares = [(k, sock) for k, found in self.unclaimed.items() for sock in found]
-        return self.kept + spares
+    def after_fork_in_child(self) -> None:
+        """A forked child holds copies of the parent's duplicates: close them."""
+        self.lock = threading.Lock()
+        self.timer = None
+        self.hidden = set()  # the parent's, to remove when the parent ends
+        self.value = ""  # the parent's hand-over, not this process's
+        socks = [kept.sock for kept in self.kept]
+        socks += [sock for found in self.offered.values() for sock in found]
+        self.kept, self.offered = [], {}
+        for sock in socks:
+            sock.close()
 
 
-def _socket_key(address: "Any", kwargs: "dict[str, Any]") -> str:
-    import json
+def _new_server_socket(
+    family: int = -1,
+    backlog: "int | None" = None,
+    reuse_port: bool = False,
+    dualstack_ipv6: bool = False,
+) -> "socket.socket":
+    """The socket ``socket.create_server()`` makes, before it binds it.
 
-    return json.dumps([_jsonable(address), sorted(kwargs.items())], default=str)
+    Raises ``TypeError`` for an argument it does not take, ``ValueError`` as
+    it does for options the platform lacks.
+    """
+    import socket
+
+    family = socket.AF_INET if family == -1 else family
+    reuse = getattr(socket, "SO_REUSEPORT", None)
+    if reuse_port and reuse is None:
+        raise ValueError("SO_REUSEPORT not supported on this platform")
+    if dualstack_ipv6:
+        if not socket.has_dualstack_ipv6():
+            raise ValueError("dualstack_ipv6 not supported on this platform")
+        if family != socket.AF_INET6:
+            raise ValueError("dualstack_ipv6 requires AF_INET6 family")
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if os.name not in ("nt", "cygwin") and hasattr(socket, "SO_REUSEADDR"):
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            except OSError:
+                pass  # as create_server(): bind() will tell
+        if reuse_port and reuse is not None:
+            sock.setsockopt(socket.SOL_SOCKET, reuse, 1)
+        if socket.has_ipv6 and family == socket.AF_INET6:
+            only = 0 if dualstack_ipv6 else 1
+            if dualstack_ipv6 or hasattr(socket, "IPV6_V6ONLY"):
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, only)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
-def _address_family(key: str) -> "int | None":
+def _bind_key(sock: "socket.socket", address: "Any") -> "str | None":
+    """What makes two bind() calls ask for the same socket; None: not kept."""
     import json
     import socket
 
-    address, kwargs = json.loads(key)
-    family = dict(kwargs).get("family")
-    if isinstance(family, int):
-        return family
-    if isinstance(address, list):
-        return socket.AF_INET6 if ":" in str(address[0]) else None
-    return getattr(socket, "AF_UNIX", None) if isinstance(address, str) else None
+    families = (socket.AF_INET, socket.AF_INET6, getattr(socket, "AF_UNIX", None))
+    if sock.type != socket.SOCK_STREAM or sock.family not in families:
+        return None
+    options = []
+    try:
+        if sock.family == socket.AF_INET6 and hasattr(socket, "IPV6_V6ONLY"):
+            options.append(sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY))
+        if hasattr(socket, "SO_REUSEPORT") and sock.family != getattr(
+            socket, "AF_UNIX", None
+        ):
+            options.append(sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT))
+    except OSError:
+        return None  # not a socket we can read: bind() will tell
+    # repr: an address bind() will refuse still makes a key; bind() tells.
+    return json.dumps([int(sock.family), _jsonable(address), options], default=repr)
+
+
+def _check_offer(key: str, fd: int, bound: "Any") -> "socket.socket | None":
+    """The socket handed over as ``fd``, if it is the listening socket described."""
+    import json
+    import socket
+
+    try:
+        sock = socket.socket(fileno=fd)
+    except OSError as e:
+        _log.warning("not adopting socket fd %d for %s: %s", fd, key, e)
+        return None
+    try:
+        listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+        name = sock.getsockname()
+        family = json.loads(key)[0]
+    except (OSError, ValueError, TypeError, KeyError, IndexError) as e:
+        listening, name, family = 0, e, None
+    if (
+        not listening
+        or sock.type != socket.SOCK_STREAM
+        or sock.family != family
+        or _jsonable(name) != bound
+    ):
+        sock.detach()  # not ours to close: it may be another open file
+        _log.warning(
+            "not adopting socket fd %d for %s: not a listening socket bound there",
+            fd,
+            key,
+        )
+        return None
+    return sock
+
+
+def _duplicate(sock: "socket.socket") -> "socket.socket":
+    """Reloader's own descriptor for the program's socket (not inheritable)."""
+    import socket
+
+    return socket.socket(sock.family, sock.type, sock.proto, os.dup(sock.fileno()))
+
+
+def _become(sock: "socket.socket", kept: _Kept) -> None:
+    """Make the program's ``sock`` the kept socket; its object stays the same."""
+    fd = sock.fileno()
+    os.dup2(kept.sock.fileno(), fd, inheritable=os.get_inheritable(fd))
+    # Blocking or not is the open socket's flag, shared by every descriptor
+    # on it: the previous run (asyncio, Tornado) may have left it
+    # non-blocking, while this object holds its own idea (a timeout).
+    sock.settimeout(sock.gettimeout())
+
+
+def _weak(sock: "socket.socket") -> "Callable[[], Optional[socket.socket]]":
+    import weakref
+
+    return weakref.ref(sock)
+
+
+def _unix_path(sock: "socket.socket") -> "str | None":
+    """The file a Unix socket is bound to; None for others and abstract ones."""
+    import socket
+
+    if sock.family != getattr(socket, "AF_UNIX", None):
+        return None
+    try:
+        path = sock.getsockname()
+    except OSError:
+        return None  # closed: nothing to link
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    return path if path and not path.startswith("\0") else None
+
+
+def _hidden_path(path: str) -> str:
+    folder, name = os.path.split(path)
+    return os.path.join(folder, f".{name}.reloader-{os.getpid()}")
+
+
+def _link_unix_path(sock: "socket.socket") -> "str | None":
+    """Keep a second name for a Unix socket's file, to put its path back.
+
+    Returns that name, None for other sockets or if it cannot be made.
+    """
+    path = _unix_path(sock)
+    if path is None:
+        return None
+    hidden = _hidden_path(path)
+    try:
+        if os.path.lexists(hidden):
+            os.unlink(hidden)
+        os.link(path, hidden)
+    except OSError as e:
+        _log.warning("cannot keep the path of %s across restarts: %s", path, e)
+        return None
+    return hidden
+
+
+def _restore_unix_path(sock: "socket.socket") -> bool:
+    """Put a kept Unix socket's path back if the program unlinked it.
+
+    Returns False if the path is gone for good (with a warning); True for
+    other sockets.
+    """
+    path = _unix_path(sock)
+    if path is None:
+        return True
+    try:
+        if not os.path.lexists(path):
+            os.link(_hidden_path(path), path)
+    except OSError as e:
+        _log.warning("not adopting the socket of %s: %s", path, e)
+        return False
+    return True
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass  # never made, or gone: nothing to clean
 
 
 def _jsonable(value: "Any") -> "Any":
@@ -3100,7 +3439,11 @@ class _Wrapper:
             _state.watcher.poll_only = True
         interval = _check_interval(options.check_time)
         _state.start(None, interval, owner="wrapper")
+        # See "Keeping a listening socket across restarts".
+        _state.sockets.install()
+        _state.sockets.close_unclaimed_later(_UNCLAIMED_AFTER_START)
         status = self.run_program(*target)
+        _state.sockets.keep_unclaimed()
         if options.until_success and status == 0:
             _state.stop()
             return 0

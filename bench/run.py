@@ -76,6 +76,13 @@ mapped back to its ``.py``, computed in the same process.
    watchfiles (its command line, and ``watchfiles.watch()`` in a thread of
    the program), uvicorn --reload and tornado beside reloader, with rows of
    reloader's median over watchfiles', per round.
+11. *Refused connections* (``--only refused``, not in the default run): a
+    server edited 10 times while a client requests it in a loop; per
+    restart, the connections refused, and the requests that failed
+    otherwise. reloader runs the unmodified server under ``python -m
+    reloader``, beside ``flask run --reload``, ``uvicorn --reload`` and
+    Django's ``runserver`` (from bench/.venv if present), whichever are
+    installed.
 
 Private names read from reloader, for benchmarking only: the scan counter
 (``_state.scan_count`` or ``_state.watcher.scan_count``) and ``_SETTLE``.
@@ -112,7 +119,10 @@ SECTIONS = (
     "save",
     "tree",
     "peers",
+    "refused",
 )
+# Run only when asked for: they need the peers, or take minutes.
+OPTIONAL = ("peers", "refused")
 FORBIDDEN = ("asyncio", "subprocess", "socket", "argparse", "runpy", "ctypes")
 DEFAULT_CHECK_TIME_MS = 500  # the spec's default for start()
 SCAN_CHECK_TIME_MS = 1  # "a short interval" for the scan-cost row
@@ -1962,6 +1972,292 @@ def _peer_idle_row(bench: Bench, python: str, peer: str) -> None:
 # The table and the command line.
 
 
+# Section 11: refused connections across restarts (``--only refused``).
+#
+# A server restarted 10 times by edits while one client requests it in a
+# loop, one connection at a time: per restart, the connections refused and
+# the requests that failed otherwise (cut while in flight). reloader runs the
+# unmodified server under ``python -m reloader``; the peers restart it their
+# own way. Frameworks come from bench/.venv if it exists, else the running
+# Python; a server whose framework is missing is a row that says so.
+
+REFUSED_RESTARTS = 10
+
+REFUSED_HTTP_SERVER = """\
+import http.server
+import sys
+
+VERSION = {version}
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"version %d" % VERSION
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format, *args):
+        pass
+
+
+http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+"""
+
+REFUSED_FLASK = """\
+import os
+
+from flask import Flask
+
+VERSION = {version}
+app = Flask(__name__)
+
+
+@app.route("/")
+def index():
+    return "version %d" % VERSION
+
+
+if __name__ == "__main__":
+    app.run("127.0.0.1", int(os.environ["BENCH_PORT"]))
+"""
+
+REFUSED_ASGI = """\
+VERSION = {version}
+
+
+async def app(scope, receive, send):
+    body = b"version %d" % VERSION
+    headers = [(b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+"""
+
+REFUSED_DJANGO = {
+    "manage.py": """\
+import os
+import sys
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings")
+from django.core.management import execute_from_command_line
+
+execute_from_command_line(sys.argv)
+""",
+    "settings.py": """\
+SECRET_KEY = "only for a benchmark"
+DEBUG = True
+ALLOWED_HOSTS = ["127.0.0.1"]
+ROOT_URLCONF = "urls"
+INSTALLED_APPS = []
+MIDDLEWARE = []
+DATABASES = {}
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "loggers": {"django.server": {"handlers": [], "propagate": False}},
+}
+""",
+}
+
+REFUSED_DJANGO_URLS = """\
+from django.http import HttpResponse
+from django.urls import path
+
+VERSION = {version}
+
+
+def index(request):
+    return HttpResponse("version %d" % VERSION)
+
+
+urlpatterns = [path("", index)]
+"""
+
+R = "-m reloader --check-time 100"
+# label: (module needed, edited file, its template, other files, command line)
+REFUSED_SERVERS = {
+    "reloader: http.server": (
+        "",
+        "app.py",
+        REFUSED_HTTP_SERVER,
+        {},
+        f"{R} app.py PORT",
+    ),
+    "reloader: Flask app.run()": ("flask", "app.py", REFUSED_FLASK, {}, f"{R} app.py"),
+    "reloader: python -m uvicorn app:app": (
+        "uvicorn",
+        "app.py",
+        REFUSED_ASGI,
+        {},
+        f"{R} -m uvicorn app:app --port PORT --log-level warning --lifespan off",
+    ),
+    "reloader: Django runserver --noreload": (
+        "django",
+        "urls.py",
+        REFUSED_DJANGO_URLS,
+        REFUSED_DJANGO,
+        f"{R} manage.py runserver --noreload 127.0.0.1:PORT",
+    ),
+    "flask run --reload": (
+        "flask",
+        "app.py",
+        REFUSED_FLASK,
+        {},
+        "-m flask --app app run --reload --port PORT",
+    ),
+    "uvicorn --reload": (
+        "uvicorn",
+        "app.py",
+        REFUSED_ASGI,
+        {},
+        "-m uvicorn app:app --reload --port PORT --log-level warning --lifespan off",
+    ),
+    "Django runserver": (
+        "django",
+        "urls.py",
+        REFUSED_DJANGO_URLS,
+        REFUSED_DJANGO,
+        "manage.py runserver 127.0.0.1:PORT",
+    ),
+}
+
+
+class _LoopingClient:
+    """Requests a URL in a loop in a thread, counting what happens."""
+
+    def __init__(self, url: str) -> None:
+        import threading
+
+        self.url = url
+        self.answers: list[str] = []
+        self.refused = 0
+        self.failed = 0
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        import urllib.request
+
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        while not self.stopping.is_set():
+            try:
+                with opener.open(self.url, timeout=10) as response:
+                    answer = response.read().decode()
+            except Exception as e:  # counted: that is the measurement
+                reason = getattr(e, "reason", e)
+                if isinstance(reason, ConnectionRefusedError):
+                    self.refused += 1
+                    time.sleep(0.001)  # as a browser would retry, not a spin
+                else:
+                    self.failed += 1
+                continue
+            if answer.startswith("version "):
+                self.answers.append(answer)
+            else:
+                self.failed += 1
+
+    def wait_answer(self, expected: str, proc: Any, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while expected not in self.answers[-1:]:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise BenchError(f"no {expected!r} from {self.url}")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(30)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _refused_run(bench: Bench, python: str, label: str) -> tuple[list[float], int]:
+    """Per restart, the refused connections; and the failed requests in all."""
+    _, edited, template, files, command = REFUSED_SERVERS[label]
+    folder = os.path.join(bench.tmp, "refused-" + str(len(bench.rows)))
+    os.mkdir(folder)
+    for name, text in files.items():
+        with open(os.path.join(folder, name), "w") as f:
+            f.write(text)
+    path = os.path.join(folder, edited)
+
+    def edit(version: int) -> None:
+        with open(path, "w") as f:  # the padding changes the size every time
+            f.write(template.replace("{version}", str(version)) + "#" * version)
+
+    edit(1)
+    port = _free_port()
+    env = bench.env(bench.reloader_dir)
+    env.pop("PYTHONPYCACHEPREFIX", None)  # frameworks' reloaders watch .pyc
+    env.update(BENCH_PORT=str(port), PYTHONDONTWRITEBYTECODE="1")
+    args = [a.replace("PORT", str(port)) for a in command.split()]
+    log = os.path.join(folder, "log.txt")
+    import subprocess
+
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [python, *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=folder,
+            env=env,
+            start_new_session=True,
+        )
+    client = None
+    try:
+        client = _LoopingClient(f"http://127.0.0.1:{port}/")
+        client.wait_answer("version 1", proc)
+        refused = []
+        failed = client.failed
+        for version in range(2, REFUSED_RESTARTS + 2):
+            before = client.refused
+            time.sleep(0.2)  # a settled server, as after a human's edit
+            edit(version)
+            client.wait_answer(f"version {version}", proc)
+            refused.append(float(client.refused - before))
+        return refused, client.failed - failed
+    except BenchError as e:
+        with open(log) as f:
+            raise BenchError(f"{label}: {e}; log:\n{f.read()[-2000:]}") from None
+    finally:
+        if client is not None:
+            client.stop()
+        _kill(proc)
+
+
+def section_refused(bench: Bench) -> None:
+    import subprocess
+
+    python = VENV_PYTHON if os.path.exists(VENV_PYTHON) else sys.executable
+    for label, (module, *_) in REFUSED_SERVERS.items():
+        if module:
+            code = f"import {module}"
+            probe = subprocess.run(
+                [python, "-c", code], stderr=subprocess.DEVNULL, check=False
+            )
+            if probe.returncode != 0:
+                bench.add("refused", label, [], text="-", note=f"no {module}")
+                continue
+        refused, failed = _refused_run(bench, python, label)
+        bench.add(
+            "refused",
+            f"{label}: refused per restart",
+            refused,
+            digits=0,
+            target="0" if label.startswith("reloader") else "",
+            ok=max(refused) == 0 if label.startswith("reloader") else None,
+            note=f"{int(sum(refused))} refused, {failed} other failed requests "
+            f"over {len(refused)} restarts",
+        )
+
+
 def print_table(bench: Bench, header: str) -> None:
     width = max(len(row.name) for row in bench.rows) + 2
     print(header)
@@ -2049,7 +2345,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no reloader.py at {reloader_path}", file=sys.stderr)
         return 2
     sections = (
-        args.only.split(",") if args.only else [s for s in SECTIONS if s != "peers"]
+        args.only.split(",")
+        if args.only
+        else [s for s in SECTIONS if s not in OPTIONAL]
     )
     if args.peers and not args.only:
         sections.append("peers")
@@ -2088,6 +2386,7 @@ SECTION_FUNCS: dict[str, Callable[[Bench], None]] = {
     "save": section_save,
     "tree": section_tree,
     "peers": section_peers,
+    "refused": section_refused,
 }
 
 

@@ -8,8 +8,10 @@ The first run makes a virtual environment for the running interpreter at
 ``.venv/py<major>.<minor>/`` and installs pytest, Tornado and flit_core into
 it (the Tornado tests check the restart on its IOLoop and the Tornado example;
 ``tests/test_install.py`` builds the wheel with flit_core, offline, and
-installs it into a fresh environment); later runs reuse it (it is made again
-if another interpreter of that version made it).
+installs it into a fresh environment), then tries once to install Flask,
+uvicorn, Django and aiohttp (the socket-adoption tests run them; where one
+cannot be installed its tests skip); later runs reuse it (it is made again if
+another interpreter of that version made it).
 Then it runs ``python -m pytest`` from that environment, in the repository
 root, with the arguments given, and exits with pytest's status. pytest's
 status 5 ("no tests collected") is non-zero, so it fails here as well: a run
@@ -34,6 +36,11 @@ TORNADO = "tornado>=6.5,<7"  # 6.5 and later support 3.9 to 3.15
 FLIT_CORE = "flit_core>=3.12,<4"  # the build backend pyproject.toml names
 PACKAGES = (PYTEST, TORNADO, FLIT_CORE)
 NO_TESTS_COLLECTED = 5  # pytest.ExitCode.NO_TESTS_COLLECTED
+# The frameworks that tests/test_adoption.py runs under the wrapper. Each
+# range holds releases for Python 3.9 (pip picks the newest one that fits the
+# interpreter); where one cannot be installed (no wheel for a new Python, no
+# network), its tests skip, saying so.
+FRAMEWORKS = ["flask>=2.2,<4", "uvicorn>=0.20,<1", "django>=4.2,<6", "aiohttp>=3.9,<4"]
 
 
 def venv_python(env_dir: Path) -> Path:
@@ -64,6 +71,17 @@ def ensure_env() -> Path:
         print(f"tests/run.py: installing {', '.join(PACKAGES)}", flush=True)
         pip = [str(python), "-m", "pip", "install", "--quiet"]
         subprocess.run([*pip, "--disable-pip-version-check", *PACKAGES], check=True)
+    tried = env_dir / "frameworks-tried"  # once per environment, not per run
+    if not tried.exists() and not runs(
+        python, "import flask, uvicorn, django, aiohttp"
+    ):
+        print(f"tests/run.py: installing {', '.join(FRAMEWORKS)}", flush=True)
+        pip = [str(python), "-m", "pip", "install", "--quiet"]
+        for framework in FRAMEWORKS:  # one at a time: one failing stops no other
+            done = subprocess.run([*pip, "--disable-pip-version-check", framework])
+            if done.returncode != 0:
+                print(f"tests/run.py: no {framework}; its tests skip", flush=True)
+        tried.touch()
     return python
 
 

@@ -96,14 +96,15 @@ if run < 3:
 
 
 def test_edited_address_binds_a_port_the_old_socket_held(spawn, tmp_path):
-    # Run 2 asks for the same port with other options (as an edit might): the
+    # Run 2 asks for the same port with an option that bind() depends on
+    # (SO_REUSEPORT; a backlog is not one: the kept socket listens again) the
     # socket handed over for the old address, unclaimed, must not hold the
     # port against it. Run 3 then keeps run 2's socket.
     port = free_port()
     write(
         tmp_path / "prog.py",
         program(f"""
-options = {{}} if run == 1 else {{"backlog": 5}}
+options = {{}} if run == 1 else {{"reuse_port": True}}
 sock = reloader.listening_socket(("127.0.0.1", {port}), **options)
 print("run=%d sock %s" % (run, describe(sock)))
 if run < 3:
@@ -215,6 +216,9 @@ def test_forged_descriptor_is_not_adopted(spawn, tmp_path, forgery):
     write(
         tmp_path / "prog.py",
         program(f"""
+import json
+
+
 def make_bound(sock, address):
     sock.bind(address)
     return sock
@@ -224,14 +228,15 @@ sock = reloader.listening_socket(("127.0.0.1", 0))
 print("run=%d sock %s" % (run, describe(sock)))
 if run == 1:
     forged = {FORGERIES[forgery]}
-    fd = sock.fileno()
     if forged is not None:
         print("forged ino=%d" % os.fstat(forged.fileno()).st_ino)
-    os.environ["FORGED_FD"] = str(fd)
     real_execv = os.execv
 
     def forge_then_execv(path, args):
         # The hand-over is written: now put the forgery at its descriptor.
+        fd = json.loads(os.environ["RELOADER_SOCKETS"])["sockets"][0][1]
+        os.environ["FORGED_FD"] = str(fd)
+        print("forged fd=%d" % fd)
         if forged is None:
             os.close(fd)
         else:
@@ -253,7 +258,7 @@ else:
     output = child.output()
     runs = sockets(output, "sock")
     assert len(runs) == 2, output
-    fd = runs[0]["fd"]
+    fd = int(re.search(r"^forged fd=(\d+)$", output, re.MULTILINE).group(1))
     assert runs[1]["ino"] != runs[0]["ino"], output  # a new socket
     if forgery != "closed":
         assert runs[1]["fd"] != fd, output  # the forgery still holds fd
