@@ -226,12 +226,11 @@ def main(argv: "Sequence[str] | None" = None) -> int:
     Runs the program in this process as ``python`` would, reports how it
     ended, then waits for a change to any file it involved and runs it again
     in a fresh process. Returns (or exits with) 0 after success with
-    ``--until-success``, 2 for bad options, 130 on Ctrl-C.
+    ``--until-success``, 2 for bad options, 130 on Ctrl-C, 143 on SIGTERM.
+    Installs handlers for SIGINT, SIGTERM and SIGHUP (restart) when called
+    from the main thread.
     """
-    try:
-        return _Wrapper(sys.argv[1:] if argv is None else list(argv)).run()
-    except KeyboardInterrupt:
-        return 130
+    return _Wrapper(sys.argv[1:] if argv is None else list(argv)).main()
 
 
 if TYPE_CHECKING:
@@ -260,6 +259,19 @@ class _State:
         self.owner = ""
         self.check_time = 0.0
         self.restarting = False
+        # start() and stop() one at a time: checking for a running watcher
+        # and starting one must be one step, or two threads calling start()
+        # at once both find none. Not ``lock``: stop() joins the watcher
+        # thread, which takes ``lock`` to restart.
+        self.control = threading.Lock()
+        # Under the wrapper (see "A graceful restart under the wrapper"):
+        self.grace = 0.0  # --grace, in seconds
+        self.program_running = False  # the program runs on the main thread
+        self.interrupting = False  # a restart has interrupted the program
+        self.interrupt_pending = False  # its SIGINT not seen by the handler yet
+        self.interrupt_raises = False  # the handler raises it (not the program's)
+        self.signal_handler: object = None  # the wrapper's SIGINT handler
+        self.program_returned = threading.Event()
         self.watcher = _Watcher(_reference_time(own_environment))
         self.sockets = _Sockets(own_environment)
 
@@ -267,29 +279,34 @@ class _State:
         if _in_tornado_child():
             _log.debug("not watching in a child of tornado.process.fork_processes")
             return
-        with self.lock:
-            running = self.thread is not None and self.thread.is_alive()
-            previous = self.owner
-        if running and not (previous == "wrapper" and owner == "program"):
-            _log.warning("reloader.start() called while already running; ignored")
-            return
-        if running:
-            # The program's own start() under ``python -m reloader`` takes over
-            # from the wrapper's, so its loop and interval apply.
-            self.stop()
-        with self.lock:
-            self.stop_event = threading.Event()
-            self.owner = owner
-            self.check_time = interval
-            self.thread = threading.Thread(
-                target=self.watcher.run,
-                args=(interval, self.stop_event, loop),
-                name="reloader",
-                daemon=True,
-            )
-            self.thread.start()
+        with self.control:
+            with self.lock:
+                running = self.thread is not None and self.thread.is_alive()
+                previous = self.owner
+            if running and not (previous == "wrapper" and owner == "program"):
+                _log.warning("reloader.start() called while already running; ignored")
+                return
+            if running:
+                # The program's own start() under ``python -m reloader`` takes
+                # over from the wrapper's, so its loop and interval apply.
+                self.join_watcher()
+            with self.lock:
+                self.stop_event = threading.Event()
+                self.owner = owner
+                self.check_time = interval
+                self.thread = threading.Thread(
+                    target=self.watcher.run,
+                    args=(interval, self.stop_event, loop),
+                    name="reloader",
+                    daemon=True,
+                )
+                self.thread.start()
 
     def stop(self) -> None:
+        with self.control:
+            self.join_watcher()
+
+    def join_watcher(self) -> None:
         with self.lock:
             thread, self.thread = self.thread, None
             self.stop_event.set()
@@ -297,6 +314,44 @@ class _State:
             thread.join()
 
     def restart(self) -> None:
+        """Restart now: the watcher decided a change, or restart() was called.
+
+        The one entry point for both. Under the wrapper, from any thread but
+        the main one while the program runs there, the program is first
+        interrupted and given ``grace`` seconds to return.
+        """
+        if (
+            self.program_running
+            and self.grace > 0
+            and threading.current_thread() is not threading.main_thread()
+            and _can_interrupt_main_thread()
+        ):
+            self.restart_gracefully()
+        else:
+            self.restart_now()
+
+    def restart_gracefully(self) -> None:
+        """See "A graceful restart under the wrapper"."""
+        import signal
+
+        with self.lock:
+            if self.interrupting or self.restarting:
+                return
+            self.interrupting = True
+            self.interrupt_pending = True
+            handler = signal.getsignal(signal.SIGINT)
+            self.interrupt_raises = handler == self.signal_handler
+        _interrupt_main_thread()
+        if self.program_returned.wait(self.grace):
+            return  # the wrapper restarts, on the main thread
+        _log.warning(
+            "the program did not return within %g s of the interruption; "
+            "restarting anyway",
+            self.grace,
+        )
+        self.restart_now()
+
+    def restart_now(self) -> None:
         with self.lock:
             if self.restarting:
                 return
@@ -312,10 +367,16 @@ class _State:
             # After the hooks, which may change what it is made of.
             since = self.watcher.restart_since or time.time_ns() - _MARGIN_NS
             self.watcher.restart_since = 0
-            _reexecute(self.command_line(), self.cwd, self.sockets, since)
+            argv = self.command_line()
+            if _can_reexecute(argv, self.cwd):
+                # Not before: a run ended for a restart that then fails would
+                # go on without its atexit handlers and its children.
+                _end_run()
+            _reexecute(argv, self.cwd, self.sockets, since)
         finally:
             with self.lock:
                 self.restarting = False
+                self.interrupting = False
 
     def command_line(self) -> list[str]:
         return list(self.argv) if self.argv is not None else _command_line()
@@ -324,6 +385,7 @@ class _State:
         # Threads do not survive fork: forget the parent's watcher thread, and
         # renew the lock, which another thread may have held at the fork.
         self.lock = threading.Lock()
+        self.control = threading.Lock()
         self.watcher.lock = threading.Lock()
         self.watcher.poll_lock = threading.Lock()
         self.sockets.lock = threading.Lock()
@@ -331,6 +393,10 @@ class _State:
         self.stop_event = threading.Event()
         self.owner = ""
         self.restarting = False
+        self.program_running = False
+        self.interrupting = False
+        self.interrupt_pending = False
+        self.program_returned = threading.Event()
 
 
 def _check_interval(check_time: object) -> float:
@@ -1161,6 +1227,285 @@ def _restore_echo() -> None:
         pass  # no usable stdin: nothing to restore
 
 
+# Ending a run
+# ---------------------------------------------------------------------------
+# A restart ends the run as an exit would, and so does the wrapper when the
+# program ends and when the wrapper itself ends: atexit handlers, then the
+# program's child processes, then its output. After execv the new image knows
+# nothing of the old one's children: they would run on unmanaged, and become
+# zombies that nobody reaps when they end. So the children and theirs are
+# found (Linux: /proc, each task's "children" list, else every process's
+# parent; elsewhere on POSIX: ``ps``; multiprocessing's own list everywhere),
+# asked to stop with SIGTERM, killed after _CHILD_GRACE, and the direct ones
+# reaped. A child that leads its own process group (``start_new_session``)
+# gets the signal for its whole group, which reaches the grandchildren it
+# left behind. A child that ignores SIGTERM (multiprocessing's resource
+# tracker does) is killed at once: waiting could not help. An atexit handler
+# that waits for a child (multiprocessing's joins its non-daemon processes)
+# would hold the restart for ever, so after _CHILD_GRACE the children get
+# SIGTERM while the handlers still run. The end comes only once the restart
+# can happen (the interpreter and the start directory exist): a run ended
+# for a restart that then fails would go on without its atexit handlers.
+
+_CHILD_GRACE = 1.0  # seconds between SIGTERM and SIGKILL
+
+
+def _can_reexecute(argv: "list[str]", cwd: str) -> bool:
+    """Whether the interpreter and the start directory are there."""
+    first = argv[0] if argv else None
+    return (
+        isinstance(first, str)
+        and bool(first)
+        and os.access(first, os.X_OK)
+        and os.path.isdir(cwd)
+    )
+
+
+def _end_run() -> None:
+    """Run the atexit handlers, stop the children, flush the output."""
+    # First too: logging's atexit handler flushes stderr, which would put
+    # what is buffered there before what stdout holds.
+    _flush_output()
+    hurry = threading.Timer(_CHILD_GRACE, _signal_children)
+    hurry.daemon = True
+    hurry.start()
+    try:
+        _run_atexit()
+    finally:
+        hurry.cancel()
+    _stop_children()
+    _flush_output()
+
+
+def _run_atexit() -> None:
+    import atexit
+
+    try:
+        atexit._run_exitfuncs()
+    except (Exception, SystemExit):
+        # 3.9 and 3.10 raise the last handler's error again after printing
+        # it with its traceback, as an exit does: nothing more to say.
+        pass
+
+
+def _signal_children() -> None:
+    """Ask every child to stop; the atexit handlers run too long."""
+    if sys.platform == "win32":
+        return  # terminating is killing there: _stop_children does it
+    import signal
+
+    _send(_descendants(), signal.SIGTERM)
+
+
+def _stop_children(grace: float = _CHILD_GRACE) -> int:
+    """Stop this process's children and theirs; return how many there were.
+
+    SIGTERM first, SIGKILL after ``grace`` seconds (at once for 0), then wait
+    until they are gone, the direct children reaped. Logs one line if there
+    were any.
+    """
+    if sys.platform == "win32":
+        count = _stop_children_win32(grace)
+    else:
+        count = _stop_children_posix(grace)
+    if count:
+        _log.info("stopped %d child process%s", count, "es" * (count > 1))
+    return count
+
+
+def _stop_children_posix(grace: float) -> int:
+    if sys.platform == "win32":
+        return 0  # no such signals there: _stop_children_win32
+    import signal
+
+    found = _descendants()
+    if not found:
+        return 0
+    if grace > 0:
+        _send(found, signal.SIGTERM)
+        left = _wait_gone(found, grace)
+    else:
+        left = found
+    if left:
+        # Also any child started meanwhile, by a child's SIGTERM handler say.
+        left += [pid for pid in _descendants() if pid not in left]
+        _send(left, signal.SIGKILL)
+        left = _wait_gone(left, 5.0)
+        if left:
+            _log.warning("child processes %s did not end when killed", left)
+    return len(found)
+
+
+def _send(pids: "list[int]", signum: int) -> None:
+    """Send ``signum`` to each pid, to the whole group of a group leader."""
+    if sys.platform == "win32":
+        return
+    import signal
+
+    own_group = os.getpgrp()
+    for pid in pids:
+        sig = signum
+        if sig == signal.SIGTERM and _ignores_sigterm(pid):
+            sig = signal.SIGKILL
+        try:
+            if pid != own_group and os.getpgid(pid) == pid:
+                os.killpg(pid, sig)
+            else:
+                os.kill(pid, sig)
+        except OSError:
+            pass  # gone already, or no longer ours (reaped and reused)
+
+
+def _ignores_sigterm(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"SigIgn:"):
+                    return bool(int(line.split()[1], 16) & (1 << 14))  # SIGTERM=15
+    except (OSError, ValueError, IndexError):
+        pass  # no /proc, or gone: SIGTERM it is
+    return False
+
+
+def _wait_gone(pids: "list[int]", timeout: float) -> "list[int]":
+    """Wait up to ``timeout`` s for ``pids`` to end; return those still there."""
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    left = [pid for pid in pids if not _gone(pid)]
+    while left and time.monotonic() < deadline:
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+        left = [pid for pid in left if not _gone(pid)]
+    return left
+
+
+def _gone(pid: int) -> bool:
+    """Whether ``pid`` has ended; reaps it if it is a child of this process."""
+    if sys.platform == "win32":
+        return True  # not called there: _stop_children_win32
+    try:
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+        return reaped == pid
+    except ChildProcessError:
+        pass  # a grandchild: its own parent, or init, reaps it
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X")
+    except FileNotFoundError:
+        return True
+    except (OSError, IndexError):
+        pass  # no /proc here: ask the system below
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # there, but not ours to signal
+    return False
+
+
+def _descendants() -> "list[int]":
+    """The pids of this process's children and theirs, parents first."""
+    me = os.getpid()
+    found: dict[int, None] = {}
+    children = _children_lister()
+    todo = [me]
+    while todo:
+        for pid in children(todo.pop(0)):
+            if pid not in found and pid != me:
+                found[pid] = None
+                todo.append(pid)
+    multiprocessing = sys.modules.get("multiprocessing")
+    if multiprocessing is not None:
+        # Where the process tree cannot be read, at least these are known.
+        for process in multiprocessing.active_children():
+            if process.pid is not None:
+                found.setdefault(process.pid, None)
+    return list(found)
+
+
+def _children_lister() -> "Callable[[int], list[int]]":
+    """How to list a process's children here: the cheapest way that works."""
+    if os.path.exists(f"/proc/self/task/{os.getpid()}/children"):
+        return _children_from_tasks
+    parents = _parent_map()
+    return lambda pid: parents.get(pid, [])
+
+
+def _children_from_tasks(pid: int) -> "list[int]":
+    """Linux with CONFIG_PROC_CHILDREN: each thread's children, in /proc."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []  # ended meanwhile
+    children = []
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children", "rb") as f:
+                children += [int(child) for child in f.read().split()]
+        except (OSError, ValueError):
+            continue  # the thread or the process ended meanwhile
+    return children
+
+
+def _parent_map() -> "dict[int, list[int]]":
+    """Every process's children: from /proc where it exists, else ``ps``."""
+    pairs: list[tuple[int, int]] = []
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        names = []
+    for name in names:
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue  # ended meanwhile
+            pairs.append((int(name), ppid))
+    if not pairs:
+        pairs = _ps_pairs()
+    parents: dict[int, list[int]] = {}
+    for pid, ppid in pairs:
+        parents.setdefault(ppid, []).append(pid)
+    return parents
+
+
+def _ps_pairs() -> "list[tuple[int, int]]":
+    """(pid, ppid) of every process, from ``ps`` (macOS, the BSDs)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["ps", "-A", "-o", "pid=", "-o", "ppid="],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=10,
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        _log.warning("cannot list child processes: %s", e)
+        return []
+    pairs = []
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[0].isdigit() and fields[1].isdigit():
+            pairs.append((int(fields[0]), int(fields[1])))
+    return pairs
+
+
+def _stop_children_win32(grace: float) -> int:
+    """Windows: multiprocessing's children only (no process tree to read)."""
+    multiprocessing = sys.modules.get("multiprocessing")
+    if multiprocessing is None:
+        return 0
+    children = multiprocessing.active_children()
+    for child in children:
+        child.terminate()
+    for child in children:
+        child.join(grace)
+    return len(children)
+
+
 def _close_on_exec(keep: "set[int]") -> "list[int]":
     """Mark every descriptor above 2 close-on-exec, except ``keep``.
 
@@ -1495,7 +1840,47 @@ python -m reloader [options] -m module [args...]
        python -m reloader [options] path/to/script.py [args...]
        python -m reloader [options] path/to/dir_or_zip [args...]"""
 
-_VALUE_OPTIONS = ("--check-time", "--watch")
+_VALUE_OPTIONS = ("--check-time", "--watch", "--grace")
+
+# A graceful restart under the wrapper
+# ---------------------------------------------------------------------------
+# The program runs on the main thread, the watcher on its own. On a change
+# the watcher interrupts the main thread as Ctrl-C would: SIGINT sent to that
+# thread (so a blocking call there wakes up), which the wrapper's handler
+# turns into _Interrupted, a KeyboardInterrupt, or which the program's own
+# handler gets (uvicorn's shuts the server down, then raises the signal again
+# into ours, which then raises nothing). The program's finally blocks and its
+# framework's shutdown run; the watcher waits up to --grace seconds for the
+# program to return, and the main thread then restarts. A program that does
+# not return in time is restarted by the watcher thread as it is. The same
+# SIGINT handler tells the user's Ctrl-C from this interruption by the flag
+# the watcher sets before sending it.
+
+
+class _Interrupted(KeyboardInterrupt):
+    """The interruption of the program for a graceful restart."""
+
+
+def _can_interrupt_main_thread() -> bool:
+    """Whether SIGINT would reach a Python handler on the main thread."""
+    signal = sys.modules.get("signal")
+    if signal is None:
+        return False
+    handler = signal.getsignal(signal.SIGINT)
+    return callable(handler)  # not SIG_DFL (death), SIG_IGN, or None (C code)
+
+
+def _interrupt_main_thread() -> None:
+    import signal
+
+    main = threading.main_thread().ident
+    if hasattr(signal, "pthread_kill") and main is not None:
+        # To that thread, so a sleep or a select there is interrupted.
+        signal.pthread_kill(main, signal.SIGINT)
+    else:
+        import _thread
+
+        _thread.interrupt_main()
 
 
 class _Wrapper:
@@ -1503,22 +1888,102 @@ class _Wrapper:
 
     def __init__(self, args: "list[str]") -> None:
         self.args = args
+        self.ending = 0  # the exit status a signal asked for: 130, 143
+        # The program's module, globals and exception: see run_program().
+        self.kept: list[object] = []
+
+    def main(self) -> int:
+        try:
+            return self.run()
+        except KeyboardInterrupt:
+            return self.exit(self.ending or 130)
 
     def run(self) -> int:
         options, target = self.parse()
         _configure_logging(options.quiet)
+        self.install_signal_handlers()
         if _state.argv is None:
             _state.argv = _command_line()
         for path in options.watch:
             watch(path)
         interval = _check_interval(options.check_time)
+        _state.grace = options.grace
         _state.start(None, interval, owner="wrapper")
         status = self.run_program(*target)
+        if self.ending:
+            return self.exit(self.ending)
+        if _state.interrupting:
+            _state.restart_now()  # returns only if the restart failed
         if options.until_success and status == 0:
             _state.stop()
             return 0
         _log.info("waiting for a change")
         wait()
+
+    def install_signal_handlers(self) -> None:
+        import signal
+
+        wanted = [signal.SIGINT, signal.SIGTERM]
+        if hasattr(signal, "SIGHUP"):
+            wanted.append(signal.SIGHUP)
+        for signum in wanted:
+            try:
+                if signal.getsignal(signum) is signal.SIG_IGN:
+                    continue  # a background job, nohup: ignored it stays
+                signal.signal(signum, self.on_signal)
+            except (ValueError, OSError):
+                return  # main() called from another thread: Python's defaults
+            _state.signal_handler = self.on_signal
+
+    def on_signal(self, signum: int, frame: object) -> None:
+        import signal
+
+        if signum == getattr(signal, "SIGHUP", None):
+            _log.info("hangup (SIGHUP); restarting")
+            threading.Thread(
+                target=_state.restart, name="reloader-hangup", daemon=True
+            ).start()
+            return
+        if signum == signal.SIGINT and _state.interrupting and not self.ending:
+            with _state.lock:
+                pending, _state.interrupt_pending = _state.interrupt_pending, False
+            if pending:
+                # The restart's own interruption; see "A graceful restart".
+                if _state.program_running and _state.interrupt_raises:
+                    raise _Interrupted
+                return
+        if self.ending:
+            self.end_at_once()
+        self.ending = 128 + signum
+        raise KeyboardInterrupt
+
+    def end_at_once(self) -> "NoReturn":
+        """A second Ctrl-C: kill the children, flush and exit, now."""
+        try:
+            _stop_children(grace=0)
+            _flush_output()
+        finally:
+            os._exit(self.ending)
+
+    def exit(self, status: int) -> int:
+        """End the wrapper for a signal: end the run first, as an exit would.
+
+        Non-daemon threads of the program still running get ``--grace``
+        seconds while the interpreter waits for them, then the process ends.
+        """
+        with _state.lock:
+            _state.restarting = True  # no restart from here on
+        _state.stop()
+        _end_run()
+        if any(
+            thread.is_alive() and not thread.daemon
+            for thread in threading.enumerate()
+            if thread is not threading.current_thread()
+        ):
+            timer = threading.Timer(_state.grace, self.end_at_once)
+            timer.daemon = True
+            timer.start()
+        return status
 
     def parse(self) -> "tuple[Any, tuple[str, str, list[str]]]":
         import argparse
@@ -1549,6 +2014,14 @@ class _Wrapper:
             help="also watch PATH, a file or a folder (repeatable)",
         )
         parser.add_argument(
+            "--grace",
+            type=float,
+            default=2.0,
+            metavar="SECONDS",
+            help="how long a restart waits for the program to shut down "
+            "(default 2; 0: restart at once)",
+        )
+        parser.add_argument(
             "-q", "--quiet", action="store_true", help="log only errors"
         )
         parser.add_argument("--version", action="version", version=__version__)
@@ -1562,35 +2035,75 @@ class _Wrapper:
             _check_interval(options.check_time)
         except ValueError as e:
             parser.error(str(e))
+        if not 0 <= options.grace < float("inf"):
+            parser.error(f"--grace must be 0 or more seconds, not {options.grace!r}")
         return options, target
 
     def run_program(self, mode: str, name: str, args: "list[str]") -> int:
-        """Run the program as ``python`` would; return its exit status."""
+        """Run the program as ``python`` would; return its exit status.
+
+        When it ends on its own, its run ends (atexit handlers, children,
+        output; see "Ending a run") before the report of how it ended. Not
+        while non-daemon threads of it run: an exit would wait for them.
+        """
         sys.argv = [name, *args]
         label = f"-m {name}" if mode == "module" else _relative(name)
+        _state.program_returned.clear()
+        _state.program_running = True
+        try:
+            status, report = self.call_program(mode, name, label)
+        finally:
+            _state.program_running = False
+            _state.program_returned.set()
+        if self.ending or _state.interrupting:
+            return status  # the caller ends the run: an exit, a restart
+        if any(
+            thread.is_alive() and not thread.daemon
+            for thread in threading.enumerate()
+            if thread is not threading.current_thread()
+        ):
+            _flush_output()
+        else:
+            _end_run()
+        report()
+        return status
+
+    def call_program(
+        self, mode: str, name: str, label: str
+    ) -> "tuple[int, Callable[[], None]]":
+        """Run the program; return its status and how to report its end.
+
+        What the program made is kept in ``self.kept`` (its module, its
+        globals, the exception that ended it), so that nothing of it is
+        collected in the wrapper's frames: a ResourceWarning for a file it
+        left open would name a line of reloader.py. An exit collects them.
+        """
         try:
             if mode == "module":
-                _run_module(name)
+                self.kept.append(_run_module(name))
             else:
-                _run_path(name)
+                _run_path(name, self.kept)
+        except _Interrupted as e:
+            self.kept.append(e)
+            return 0, lambda: None
         except SystemExit as e:
+            self.kept.append(e)
             status = _exit_status(e.code)
-            _log.info("%s exited with status %d", label, status)
-            return status
+            return status, lambda: _log.info("%s exited with status %d", label, status)
         except _ProgramNotFound as e:
-            _log.error("%s; watching for it to appear", e)
-            return 1
+            message = str(e)
+            return 1, lambda: _log.error("%s; watching for it to appear", message)
         except Exception as e:
+            self.kept.append(e)
             self.watch_traceback(e)
-            _log.error(
+            error = e
+            return 1, lambda: _log.error(
                 "%s raised %s",
                 label,
-                type(e).__name__,
-                exc_info=(type(e), e, _program_traceback(e)),
+                type(error).__name__,
+                exc_info=(type(error), error, _program_traceback(error)),
             )
-            return 1
-        _log.info("%s finished", label)
-        return 0
+        return 0, lambda: _log.info("%s finished", label)
 
     def watch_traceback(self, error: "BaseException") -> None:
         filename = getattr(error, "filename", None)
@@ -1643,7 +2156,7 @@ class _ProgramNotFound(Exception):
     """The script, folder or module to run does not exist."""
 
 
-def _run_module(name: str) -> None:
+def _run_module(name: str) -> "dict[str, Any]":
     import importlib.util
     import runpy
 
@@ -1664,11 +2177,14 @@ def _run_module(name: str) -> None:
         raise _ProgramNotFound(f"no module named {name!r}")
     if spec.origin and os.path.isabs(spec.origin):
         watch(spec.origin)
-    runpy.run_module(name, run_name="__main__", alter_sys=True)
+    return runpy.run_module(name, run_name="__main__", alter_sys=True)
 
 
-def _run_path(path: str) -> None:
-    """Run a script, folder or zip as ``python path`` does."""
+def _run_path(path: str, kept: "list[object]") -> None:
+    """Run a script, folder or zip as ``python path`` does.
+
+    The program's module is appended to ``kept``; see call_program().
+    """
     watch(path)
     if not os.path.exists(path):
         raise _ProgramNotFound(f"can't open {path!r}: no such file or directory")
@@ -1678,6 +2194,7 @@ def _run_path(path: str) -> None:
         module, code = _main_of_script(path)
     main = sys.modules["__main__"]
     sys.modules["__main__"] = module
+    kept.append(module)
     try:
         exec(code, module.__dict__)
     finally:

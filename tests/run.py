@@ -5,10 +5,11 @@ Usage, from the repository root::
     python tests/run.py [pytest arguments...]
 
 The first run makes a virtual environment for the running interpreter at
-``.venv/py<major>.<minor>/`` and installs pytest and Tornado into it (the
-Tornado tests check the restart on its IOLoop and the Tornado example); later
-runs reuse it
-(it is made again if another interpreter of that version made it).
+``.venv/py<major>.<minor>/`` and installs pytest, Tornado, Flask and uvicorn
+into it (the Tornado tests check the restart on its IOLoop and the Tornado
+example; the lifecycle tests run Flask and uvicorn servers under the wrapper);
+later runs reuse it (it is made again if another interpreter of that version
+made it).
 Then it runs ``python -m pytest`` from that environment, in the repository
 root, with the arguments given, and exits with pytest's status. pytest's
 status 5 ("no tests collected") is non-zero, so it fails here as well: a run
@@ -28,6 +29,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PYTEST = "pytest>=8,<9"  # 8.x supports every Python from 3.9 to 3.13
 TORNADO = "tornado>=6.4,<7"  # 6.4 and later support 3.9 to 3.13
+# The lifecycle tests run real frameworks under the wrapper: Flask 2.2+ and
+# uvicorn 0.20+ both install on 3.9 and newer (pip picks the newest that does).
+FLASK = "flask>=2.2,<4"
+UVICORN = "uvicorn>=0.20,<1"
 NO_TESTS_COLLECTED = 5  # pytest.ExitCode.NO_TESTS_COLLECTED
 
 
@@ -55,12 +60,11 @@ def ensure_env() -> Path:
     if not runs(python, same_base):  # missing, broken, or another interpreter's
         print(f"tests/run.py: creating {env_dir.relative_to(ROOT)}", flush=True)
         venv.EnvBuilder(clear=True, with_pip=True).create(env_dir)
-    if not runs(python, "import pytest, tornado"):
-        print(f"tests/run.py: installing {PYTEST}, {TORNADO}", flush=True)
+    if not runs(python, "import pytest, tornado, flask, uvicorn"):
+        packages = [PYTEST, TORNADO, FLASK, UVICORN]
+        print(f"tests/run.py: installing {', '.join(packages)}", flush=True)
         pip = [str(python), "-m", "pip", "install", "--quiet"]
-        subprocess.run(
-            [*pip, "--disable-pip-version-check", PYTEST, TORNADO], check=True
-        )
+        subprocess.run([*pip, "--disable-pip-version-check", *packages], check=True)
     return python
 
 
