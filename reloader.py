@@ -397,6 +397,28 @@ class _State:
         self.interrupting = False
         self.interrupt_pending = False
         self.program_returned = threading.Event()
+        if self.signal_handler is not None:
+            _reset_signal_handlers(self.signal_handler)
+
+
+def _reset_signal_handlers(handler: object) -> None:
+    """In a forked child: Python's handlers instead of the wrapper's.
+
+    A worker forked by the program (a multiprocessing pool) would otherwise
+    take SIGTERM for the wrapper's Ctrl-C, with a traceback.
+    """
+    import signal
+
+    defaults: dict[str, Any] = {"SIGINT": signal.default_int_handler}
+    defaults["SIGTERM"] = signal.SIG_DFL
+    defaults["SIGHUP"] = signal.SIG_DFL
+    for name, default in defaults.items():
+        signum = getattr(signal, name, None)
+        try:
+            if signum is not None and signal.getsignal(signum) == handler:
+                signal.signal(signum, default)
+        except (ValueError, OSError):
+            pass  # forked from a thread that is not the main one: left as is
 
 
 def _check_interval(check_time: object) -> float:
@@ -1957,6 +1979,37 @@ class _Wrapper:
         self.ending = 128 + signum
         raise KeyboardInterrupt
 
+    def release_program(self) -> None:
+        """Let the exit free what the program made, as Python's would.
+
+        Python clears ``__main__`` early in its finalization, with no frame
+        running: a ResourceWarning then names no file, and objects freed
+        then still find the modules they need (a multiprocessing pool's
+        ``__del__`` does). The same happens here, with C callables only
+        (a function here would be the frame a warning names).
+        """
+        import atexit
+
+        for namespace in self.namespaces():
+            atexit.register(dict.clear, namespace)
+        atexit.register(list.clear, self.kept)
+
+    def namespaces(self) -> "list[dict[str, Any]]":
+        """The program's globals: its module's, and what -m's functions use."""
+        found: dict[int, dict[str, Any]] = {}
+        for item in self.kept:
+            namespace = getattr(item, "__dict__", item)
+            if not isinstance(namespace, dict) or isinstance(item, BaseException):
+                continue
+            found[id(namespace)] = namespace
+            for value in list(namespace.values()):
+                # runpy returns a copy of a -m program's globals; its
+                # functions hold the real ones.
+                real = getattr(value, "__globals__", None)
+                if isinstance(real, dict) and real.get("__name__") == "__main__":
+                    found[id(real)] = real
+        return list(found.values())
+
     def end_at_once(self) -> "NoReturn":
         """A second Ctrl-C: kill the children, flush and exit, now."""
         try:
@@ -1975,6 +2028,7 @@ class _Wrapper:
             _state.restarting = True  # no restart from here on
         _state.stop()
         _end_run()
+        self.release_program()
         if any(
             thread.is_alive() and not thread.daemon
             for thread in threading.enumerate()
