@@ -268,9 +268,7 @@ class _State:
         self.grace = 0.0  # --grace, in seconds
         self.program_running = False  # the program runs on the main thread
         self.interrupting = False  # a restart has interrupted the program
-        self.interrupt_pending = False  # its SIGINT not seen by the handler yet
-        self.interrupt_raises = False  # the handler raises it (not the program's)
-        self.signal_handler: object = None  # the wrapper's SIGINT handler
+        self.signals: Optional[_Signals] = None  # main()'s handlers
         self.program_returned = threading.Event()
         self.watcher = _Watcher(_reference_time(own_environment))
         self.sockets = _Sockets(own_environment)
@@ -324,7 +322,8 @@ class _State:
             self.program_running
             and self.grace > 0
             and threading.current_thread() is not threading.main_thread()
-            and _can_interrupt_main_thread()
+            and self.signals is not None
+            and self.signals.can_interrupt()
         ):
             self.restart_gracefully()
         else:
@@ -332,15 +331,10 @@ class _State:
 
     def restart_gracefully(self) -> None:
         """See "A graceful restart under the wrapper"."""
-        import signal
-
         with self.lock:
             if self.interrupting or self.restarting:
                 return
             self.interrupting = True
-            self.interrupt_pending = True
-            handler = signal.getsignal(signal.SIGINT)
-            self.interrupt_raises = handler == self.signal_handler
         _interrupt_main_thread()
         if self.program_returned.wait(self.grace):
             return  # the wrapper restarts, on the main thread
@@ -395,30 +389,10 @@ class _State:
         self.restarting = False
         self.program_running = False
         self.interrupting = False
-        self.interrupt_pending = False
         self.program_returned = threading.Event()
-        if self.signal_handler is not None:
-            _reset_signal_handlers(self.signal_handler)
-
-
-def _reset_signal_handlers(handler: object) -> None:
-    """In a forked child: Python's handlers instead of the wrapper's.
-
-    A worker forked by the program (a multiprocessing pool) would otherwise
-    take SIGTERM for the wrapper's Ctrl-C, with a traceback.
-    """
-    import signal
-
-    defaults: dict[str, Any] = {"SIGINT": signal.default_int_handler}
-    defaults["SIGTERM"] = signal.SIG_DFL
-    defaults["SIGHUP"] = signal.SIG_DFL
-    for name, default in defaults.items():
-        signum = getattr(signal, name, None)
-        try:
-            if signum is not None and signal.getsignal(signum) == handler:
-                signal.signal(signum, default)
-        except (ValueError, OSError):
-            pass  # forked from a thread that is not the main one: left as is
+        if self.signals is not None:
+            self.signals.after_fork_in_child()
+            self.signals = None
 
 
 def _check_interval(check_time: object) -> float:
@@ -1288,13 +1262,16 @@ def _end_run() -> None:
     # First too: logging's atexit handler flushes stderr, which would put
     # what is buffered there before what stdout holds.
     _flush_output()
-    hurry = threading.Timer(_CHILD_GRACE, _signal_children)
-    hurry.daemon = True
-    hurry.start()
-    try:
-        _run_atexit()
-    finally:
-        hurry.cancel()
+    if sys.platform == "win32" or not _descendants():
+        _run_atexit()  # no child for a handler to wait on: no timer thread
+    else:
+        hurry = threading.Timer(_CHILD_GRACE, _signal_children)
+        hurry.daemon = True
+        hurry.start()
+        try:
+            _run_atexit()
+        finally:
+            hurry.cancel()
     _stop_children()
     _flush_output()
 
@@ -1868,28 +1845,33 @@ _VALUE_OPTIONS = ("--check-time", "--watch", "--grace")
 # ---------------------------------------------------------------------------
 # The program runs on the main thread, the watcher on its own. On a change
 # the watcher interrupts the main thread as Ctrl-C would: SIGINT sent to that
-# thread (so a blocking call there wakes up), which the wrapper's handler
-# turns into _Interrupted, a KeyboardInterrupt, or which the program's own
-# handler gets (uvicorn's shuts the server down, then raises the signal again
-# into ours, which then raises nothing). The program's finally blocks and its
-# framework's shutdown run; the watcher waits up to --grace seconds for the
-# program to return, and the main thread then restarts. A program that does
-# not return in time is restarted by the watcher thread as it is. The same
-# SIGINT handler tells the user's Ctrl-C from this interruption by the flag
-# the watcher sets before sending it.
-
-
-class _Interrupted(KeyboardInterrupt):
-    """The interruption of the program for a graceful restart."""
-
-
-def _can_interrupt_main_thread() -> bool:
-    """Whether SIGINT would reach a Python handler on the main thread."""
-    signal = sys.modules.get("signal")
-    if signal is None:
-        return False
-    handler = signal.getsignal(signal.SIGINT)
-    return callable(handler)  # not SIG_DFL (death), SIG_IGN, or None (C code)
+# thread (so a blocking call there wakes up). The wrapper's handler (below)
+# raises KeyboardInterrupt there, or calls the program's own handler if it
+# set one (uvicorn's shuts the server down). The program's finally blocks
+# and its framework's shutdown run; the watcher waits up to --grace seconds
+# for the program to return, and the main thread then restarts. A program
+# that does not return in time is restarted by the watcher thread as it is.
+# While the restart is under way, every SIGINT is the restart's: a Ctrl-C
+# pressed then is taken for it, and one more after the restart ends it all.
+#
+# Signals under the wrapper
+# ---------------------------------------------------------------------------
+# Ctrl-C and SIGTERM must end the wrapper whatever the program does with
+# them, and servers catch them: Flask's app.run() and Django's runserver
+# catch KeyboardInterrupt and return; uvicorn and aiohttp install their own
+# handlers (uvicorn raises the signal again once it has shut down; aiohttp's
+# goes through asyncio's wakeup descriptor, then returns normally). So the
+# wrapper's handler stays installed for the whole run and the program's
+# handlers are chained behind it: main() replaces signal.signal() and
+# signal.getsignal() for SIGINT and SIGTERM with versions that record what
+# the program asks for and report it back, as if it were installed. The
+# handler notes the exit status (130, 143), then calls the program's
+# handler, or raises KeyboardInterrupt if it has none. When the program
+# returns, however it does, the wrapper ends with that status. A signal
+# that the program's handler, removed since, passes on (uvicorn) is the
+# same press; any other is a second one, and ends everything at once. A
+# process forked by the program gets Python's own functions and its
+# handlers back.
 
 
 def _interrupt_main_thread() -> None:
@@ -1905,12 +1887,136 @@ def _interrupt_main_thread() -> None:
         _thread.interrupt_main()
 
 
+class _Signals:
+    """SIGINT, SIGTERM and SIGHUP under the wrapper; see "Signals under"."""
+
+    def __init__(self) -> None:
+        import signal
+
+        # Any: main() replaces two of its functions, which mypy forbids.
+        self.module: Any = signal
+        self.real_signal = signal.signal
+        self.real_getsignal = signal.getsignal
+        self.defaults: dict[int, Any] = {
+            signal.SIGINT: signal.default_int_handler,
+            signal.SIGTERM: signal.SIG_DFL,
+        }
+        self.hangup: Optional[int] = getattr(signal, "SIGHUP", None)
+        self.installed: set[int] = set()
+        self.wanted: dict[int, Any] = {}  # the program's handlers
+        self.ending = 0  # the exit status a signal asked for: 130, 143
+        self.answered: Any = None  # the program's handler of the last signal
+        self.restart_dispatched = False  # the program's handler got the restart's
+
+    def install(self) -> None:
+        """Install the handlers, from the main thread; else leave Python's."""
+        signal = self.module
+        for signum in [*self.defaults, self.hangup]:
+            if signum is None:
+                continue
+            try:
+                if self.real_getsignal(signum) is signal.SIG_IGN:
+                    continue  # a background job, nohup: ignored it stays
+                self.real_signal(signum, self.handle)
+            except (ValueError, OSError):
+                return  # main() called from another thread: Python's defaults
+            self.installed.add(signum)
+        signal.signal = self.program_signal
+        signal.getsignal = self.program_getsignal
+
+    def can_interrupt(self) -> bool:
+        return self.module.SIGINT in self.installed
+
+    def program_signal(self, signalnum: int, handler: "Any") -> "Any":
+        """signal.signal() for the program: its handler is chained to ours."""
+        signum = int(signalnum)
+        if signum not in self.installed or signum not in self.defaults:
+            return self.real_signal(signalnum, handler)
+        if not callable(handler) and handler not in (
+            self.module.SIG_IGN,
+            self.module.SIG_DFL,
+        ):
+            raise TypeError(
+                "signal handler must be signal.SIG_IGN, signal.SIG_DFL, "
+                "or a callable object"
+            )
+        previous = self.program_getsignal(signum)
+        self.real_signal(signum, self.handle)  # raises where signal.signal would
+        if handler is self.defaults[signum] or handler == self.handle:
+            self.wanted.pop(signum, None)
+        else:
+            self.wanted[signum] = handler
+        return previous
+
+    def program_getsignal(self, signalnum: int) -> "Any":
+        signum = int(signalnum)
+        if signum not in self.installed or signum not in self.defaults:
+            return self.real_getsignal(signalnum)
+        return self.wanted.get(signum, self.defaults[signum])
+
+    def handle(self, signum: int, frame: "Any") -> None:
+        if signum == self.hangup:
+            _log.info("hangup (SIGHUP); restarting")
+            threading.Thread(
+                target=_state.restart, name="reloader-hangup", daemon=True
+            ).start()
+            return
+        program = self.wanted.get(signum)
+        if signum == self.module.SIGINT and _state.interrupting and not self.ending:
+            # See "A graceful restart under the wrapper".
+            if program is not None:
+                self.restart_dispatched = True
+                self.call(program, signum, frame)
+            elif _state.program_running and not self.restart_dispatched:
+                raise KeyboardInterrupt
+            return
+        if self.ending and program == self.answered:
+            self.end_at_once()  # a second press
+        # Else the first, or the first passed on by the handler that got it
+        # to the one it put back (uvicorn's, to asyncio.run()'s, to ours).
+        self.ending = 128 + signum
+        self.answered = program
+        if program is None:
+            raise KeyboardInterrupt
+        self.call(program, signum, frame)
+
+    def call(self, handler: "Any", signum: int, frame: "Any") -> None:
+        if handler is self.module.SIG_IGN:
+            return
+        if handler is self.module.SIG_DFL:
+            raise KeyboardInterrupt  # death, but after the program's cleanup
+        handler(signum, frame)
+
+    def end_at_once(self) -> "NoReturn":
+        """A second Ctrl-C: kill the children, flush and exit, now."""
+        try:
+            _stop_children(grace=0)
+            _flush_output()
+        finally:
+            os._exit(self.ending)
+
+    def after_fork_in_child(self) -> None:
+        """Python's functions and the program's handlers, in a forked child.
+
+        A worker forked by the program (a multiprocessing pool) would
+        otherwise take the wrapper's SIGTERM handling, with a traceback.
+        """
+        self.module.signal = self.real_signal
+        self.module.getsignal = self.real_getsignal
+        for signum in self.installed:
+            program = self.wanted.get(signum, self.defaults.get(signum))
+            try:
+                self.real_signal(signum, program or self.module.SIG_DFL)
+            except (ValueError, OSError):
+                pass  # forked from a thread that is not the main one: as is
+
+
 class _Wrapper:
     """``python -m reloader``: parse, run the program, watch, run again."""
 
     def __init__(self, args: "list[str]") -> None:
         self.args = args
-        self.ending = 0  # the exit status a signal asked for: 130, 143
+        self.signals = _Signals()
         # The program's module, globals and exception: see run_program().
         self.kept: list[object] = []
 
@@ -1918,12 +2024,13 @@ class _Wrapper:
         try:
             return self.run()
         except KeyboardInterrupt:
-            return self.exit(self.ending or 130)
+            return self.exit(self.signals.ending or 130)
 
     def run(self) -> int:
         options, target = self.parse()
         _configure_logging(options.quiet)
-        self.install_signal_handlers()
+        self.signals.install()
+        _state.signals = self.signals
         if _state.argv is None:
             _state.argv = _command_line()
         for path in options.watch:
@@ -1932,52 +2039,16 @@ class _Wrapper:
         _state.grace = options.grace
         _state.start(None, interval, owner="wrapper")
         status = self.run_program(*target)
-        if self.ending:
-            return self.exit(self.ending)
+        if self.signals.ending:
+            return self.exit(self.signals.ending)
         if _state.interrupting:
             _state.restart_now()  # returns only if the restart failed
+            self.signals.restart_dispatched = False
         if options.until_success and status == 0:
             _state.stop()
             return 0
         _log.info("waiting for a change")
         wait()
-
-    def install_signal_handlers(self) -> None:
-        import signal
-
-        wanted = [signal.SIGINT, signal.SIGTERM]
-        if hasattr(signal, "SIGHUP"):
-            wanted.append(signal.SIGHUP)
-        for signum in wanted:
-            try:
-                if signal.getsignal(signum) is signal.SIG_IGN:
-                    continue  # a background job, nohup: ignored it stays
-                signal.signal(signum, self.on_signal)
-            except (ValueError, OSError):
-                return  # main() called from another thread: Python's defaults
-            _state.signal_handler = self.on_signal
-
-    def on_signal(self, signum: int, frame: object) -> None:
-        import signal
-
-        if signum == getattr(signal, "SIGHUP", None):
-            _log.info("hangup (SIGHUP); restarting")
-            threading.Thread(
-                target=_state.restart, name="reloader-hangup", daemon=True
-            ).start()
-            return
-        if signum == signal.SIGINT and _state.interrupting and not self.ending:
-            with _state.lock:
-                pending, _state.interrupt_pending = _state.interrupt_pending, False
-            if pending:
-                # The restart's own interruption; see "A graceful restart".
-                if _state.program_running and _state.interrupt_raises:
-                    raise _Interrupted
-                return
-        if self.ending:
-            self.end_at_once()
-        self.ending = 128 + signum
-        raise KeyboardInterrupt
 
     def release_program(self) -> None:
         """Let the exit free what the program made, as Python's would.
@@ -2010,14 +2081,6 @@ class _Wrapper:
                     found[id(real)] = real
         return list(found.values())
 
-    def end_at_once(self) -> "NoReturn":
-        """A second Ctrl-C: kill the children, flush and exit, now."""
-        try:
-            _stop_children(grace=0)
-            _flush_output()
-        finally:
-            os._exit(self.ending)
-
     def exit(self, status: int) -> int:
         """End the wrapper for a signal: end the run first, as an exit would.
 
@@ -2034,7 +2097,7 @@ class _Wrapper:
             for thread in threading.enumerate()
             if thread is not threading.current_thread()
         ):
-            timer = threading.Timer(_state.grace, self.end_at_once)
+            timer = threading.Timer(_state.grace, self.signals.end_at_once)
             timer.daemon = True
             timer.start()
         return status
@@ -2109,7 +2172,9 @@ class _Wrapper:
         finally:
             _state.program_running = False
             _state.program_returned.set()
-        if self.ending or _state.interrupting:
+            # Its handlers went with it: a Ctrl-C from now on is the wrapper's.
+            self.signals.wanted.clear()
+        if self.signals.ending or _state.interrupting:
             return status  # the caller ends the run: an exit, a restart
         if any(
             thread.is_alive() and not thread.daemon
@@ -2137,8 +2202,10 @@ class _Wrapper:
                 self.kept.append(_run_module(name))
             else:
                 _run_path(name, self.kept)
-        except _Interrupted as e:
-            self.kept.append(e)
+        except KeyboardInterrupt as e:
+            if not _state.interrupting:
+                raise  # Ctrl-C: main() ends the wrapper
+            self.kept.append(e)  # the interruption of a graceful restart
             return 0, lambda: None
         except SystemExit as e:
             self.kept.append(e)
