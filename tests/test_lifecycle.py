@@ -476,3 +476,73 @@ def test_start_from_two_threads_at_once_leaves_one_watcher(spawn, tmp_path):
     child = spawn(write(tmp_path / "prog.py", START_RACE))
     assert child.wait_exit(timeout=60) == 0, child.output()
     assert lines(child.output(), "bad=") == ["bad=0"], child.output()
+
+
+# ---------------------------------------------------------------------------
+# Programs with signal handlers of their own.
+
+OWN_HANDLERS = {
+    # aiohttp's run_app: asyncio's add_signal_handler, then a normal return.
+    "loop.add_signal_handler": """\
+        import asyncio
+        import signal
+
+        async def serve():
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
+            print("ready run=%d " % run, flush=True)
+            try:
+                await stop.wait()
+            finally:
+                print("cleanup ran", flush=True)
+
+        asyncio.run(serve())
+        """,
+    # A handler that sets a flag, and a loop that returns when it is set.
+    "signal.signal flag": """\
+        import signal
+        import threading
+
+        stop = threading.Event()
+        signal.signal(signal.SIGINT, lambda signum, frame: stop.set())
+        signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+        READY
+        while not stop.wait(0.05):
+            pass
+        print("cleanup ran", flush=True)
+        """,
+    # asyncio.run() cancels its main task on Ctrl-C.
+    "asyncio.run": """\
+        import asyncio
+
+        async def serve():
+            print("ready run=%d " % run, flush=True)
+            try:
+                await asyncio.sleep(60)
+            finally:
+                print("cleanup ran", flush=True)
+
+        asyncio.run(serve())
+        """,
+}
+
+
+@pytest.mark.usefixtures("sigint_reaches_children")
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
+@pytest.mark.parametrize("kind", list(OWN_HANDLERS))
+def test_program_with_its_own_handler(spawn, tmp_path, kind, signum):
+    body = source(OWN_HANDLERS[kind])
+    prog = write(tmp_path / "prog.py", body)
+    child = spawn(*WRAPPER, prog)
+    child.wait_for(r"^ready run=1 ")
+    # A restart stops it through its handler, too.
+    write(prog, body + "# edited\n")
+    child.wait_for(r"^ready run=2 ")
+    assert lines(child.output(), "cleanup ran") == ["cleanup ran"], child.output()
+    os.kill(child.pid, signum)
+    assert child.wait_exit() == 128 + signum
+    out = child.output()
+    assert lines(out, "cleanup ran") == ["cleanup ran"] * 2, out
+    assert "Traceback" not in out and "waiting for a change" not in out, out
