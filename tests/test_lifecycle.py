@@ -174,8 +174,13 @@ def test_restarts_leave_no_child_grandchild_or_zombie(spawn, tmp_path, how):
 
 def test_in_process_restart_logs_the_children_it_stopped(spawn, tmp_path):
     body = CHILDREN + "import logging\nlogging.basicConfig(level=logging.INFO)\n"
-    body += "READY\nimport reloader\nif run == 1:\n    reloader.restart()\n"
+    body += "READY\nimport os, time, reloader\nif run == 1:\n"
+    body += "    while not os.path.exists('go'):\n        time.sleep(0.05)\n"
+    body += "    reloader.restart()\n"
     child = spawn(write(tmp_path / "prog.py", source(body)))
+    child.wait_for(r"^ready run=1 ")
+    wait_for_tree(child.pid, PER_RUN)  # the grandchild too, started by now
+    (tmp_path / "go").touch()
     child.wait_for(r"^ready run=2 ")
     assert lines(child.output(), "INFO:reloader:stopped") == [
         "INFO:reloader:stopped 3 child processes"
