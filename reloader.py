@@ -366,7 +366,13 @@ class _State:
                 # Not before: a run ended for a restart that then fails would
                 # go on without its atexit handlers and its children.
                 _end_run()
-            _reexecute(argv, self.cwd, self.sockets, since)
+            if self.signals is not None:
+                self.signals.ignore_for_exec(True)
+            try:
+                _reexecute(argv, self.cwd, self.sockets, since)
+            finally:
+                if self.signals is not None:
+                    self.signals.ignore_for_exec(False)
         finally:
             with self.lock:
                 self.restarting = False
@@ -1916,7 +1922,11 @@ class _Signals:
                 continue
             try:
                 if self.real_getsignal(signum) is signal.SIG_IGN:
-                    continue  # a background job, nohup: ignored it stays
+                    if signum != signal.SIGINT:
+                        continue  # nohup: ignored it stays
+                    # A background job: the user's SIGINT stays ignored (and
+                    # the program sees it so), a restart's still interrupts.
+                    self.defaults[signum] = signal.SIG_IGN
                 self.real_signal(signum, self.handle)
             except (ValueError, OSError):
                 return  # main() called from another thread: Python's defaults
@@ -1926,6 +1936,19 @@ class _Signals:
 
     def can_interrupt(self) -> bool:
         return self.module.SIGINT in self.installed
+
+    def ignore_for_exec(self, before: bool) -> None:
+        """Around execv: a signal ignored at the start stays so after it.
+
+        execv keeps an ignored signal ignored but resets a handled one; the
+        handler is put back if execv failed.
+        """
+        for signum, default in self.defaults.items():
+            if default is self.module.SIG_IGN and signum in self.installed:
+                try:
+                    self.real_signal(signum, default if before else self.handle)
+                except (ValueError, OSError):
+                    pass  # not the main thread: execv resets it to the default
 
     def program_signal(self, signalnum: int, handler: "Any") -> "Any":
         """signal.signal() for the program: its handler is chained to ours."""
@@ -1970,6 +1993,8 @@ class _Signals:
             elif _state.program_running and not self.restart_dispatched:
                 raise KeyboardInterrupt
             return
+        if program is None and self.defaults[signum] is self.module.SIG_IGN:
+            return  # ignored when the wrapper started: see install()
         if self.ending and program == self.answered:
             self.end_at_once()  # a second press
         # Else the first, or the first passed on by the handler that got it

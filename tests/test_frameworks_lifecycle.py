@@ -28,7 +28,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def sigint_reaches_children() -> Iterator[None]:
     """Let child processes take SIGINT even where this process ignores it."""
     previous = signal.getsignal(signal.SIGINT)
@@ -93,7 +93,6 @@ def program(body: str, **values: object) -> str:
     return run + "_os.environ['TEST_RUN'] = str(run)\n" + text
 
 
-@pytest.mark.usefixtures("sigint_reaches_children")
 def test_flask_app_run_restarts_gracefully_and_ctrl_c_ends_it(spawn, tmp_path):
     pytest.importorskip("flask", reason="Flask is not installed")
     port = free_port()
@@ -148,7 +147,6 @@ if __name__ == "__main__":
 """
 
 
-@pytest.mark.usefixtures("sigint_reaches_children")
 @pytest.mark.parametrize("how", ["uvicorn.run(app)", "-m uvicorn app:app"])
 def test_uvicorn_restarts_with_its_shutdown_and_ctrl_c_ends_it(spawn, tmp_path, how):
     pytest.importorskip("uvicorn", reason="uvicorn is not installed")
@@ -201,7 +199,6 @@ if __name__ == "__main__":
 """
 
 
-@pytest.mark.usefixtures("sigint_reaches_children")
 @pytest.mark.parametrize("how", ["wrapper", "start()"])
 @pytest.mark.parametrize("method", ["spawn", "fork", "forkserver"])
 def test_pool_leaves_no_process_after_restarts(spawn, tmp_path, method, how):

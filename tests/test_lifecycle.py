@@ -50,7 +50,7 @@ def lines(text: str, prefix: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith(prefix)]
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def sigint_reaches_children() -> Iterator[None]:
     """Let child processes take SIGINT even where this process ignores it.
 
@@ -313,6 +313,26 @@ def test_sighup_restarts_the_program(spawn, tmp_path):
     child.wait_for(rf"^ready run=4 pid={child.pid}$")
 
 
+def test_background_job_ignores_ctrl_c_but_restarts_gracefully(spawn, tmp_path):
+    prog = write(tmp_path / "prog.py", source(GRACEFUL_PROGRAM))
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a shell's `&`
+    try:
+        child = spawn(*WRAPPER, prog)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    child.wait_for(r"^ready run=1 ")
+    write(prog, source(GRACEFUL_PROGRAM) + "# edited\n")
+    child.wait_for(r"^ready run=2 ")
+    assert "finally run=1" in child.output()
+    child.send_signal(signal.SIGINT)  # ignored: the SIGHUP after it restarts
+    os.kill(child.pid, signal.SIGHUP)
+    child.wait_for(r"^ready run=3 ")
+    os.kill(child.pid, signal.SIGTERM)
+    assert child.wait_exit() == 143
+    out = child.output()
+    assert lines(out, "finally") == [f"finally run={run}" for run in (1, 2, 3)]
+
+
 # ---------------------------------------------------------------------------
 # Ctrl-C and SIGTERM end the wrapper in every state.
 
@@ -350,7 +370,6 @@ STATES = {
 SLOW_MODULE = "import time\nprint('importing', flush=True)\ntime.sleep(60)\n"
 
 
-@pytest.mark.usefixtures("sigint_reaches_children")
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
 @pytest.mark.parametrize("state", list(STATES))
 def test_signal_ends_the_wrapper_in_every_state(spawn, tmp_path, state, signum):
@@ -378,7 +397,7 @@ def test_signal_ends_the_wrapper_in_every_state(spawn, tmp_path, state, signum):
     assert left_over({kid}) == set(), out
 
 
-def test_second_ctrl_c_ends_at_once(spawn, tmp_path, sigint_reaches_children):
+def test_second_ctrl_c_ends_at_once(spawn, tmp_path):
     body = PRELUDE + (
         "READY\ntry:\n    time.sleep(60)\nfinally:\n"
         "    print('slow cleanup', flush=True)\n    time.sleep(60)\n"
@@ -534,7 +553,6 @@ OWN_HANDLERS = {
 }
 
 
-@pytest.mark.usefixtures("sigint_reaches_children")
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
 @pytest.mark.parametrize("kind", list(OWN_HANDLERS))
 def test_program_with_its_own_handler(spawn, tmp_path, kind, signum):
