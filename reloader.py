@@ -301,12 +301,11 @@ def main(argv: "Sequence[str] | None" = None) -> int:
     Runs the program in this process as ``python`` would, reports how it
     ended, then waits for a change to any file it involved and runs it again
     in a fresh process. Returns (or exits with) 0 after success with
-    ``--until-success``, 2 for bad options, 130 on Ctrl-C.
+    ``--until-success``, 2 for bad options, 130 on Ctrl-C, 143 on SIGTERM.
+    Installs handlers for SIGINT, SIGTERM and SIGHUP (restart) when called
+    from the main thread.
     """
-    try:
-        return _Wrapper(sys.argv[1:] if argv is None else list(argv)).run()
-    except KeyboardInterrupt:
-        return 130
+    return _Wrapper(sys.argv[1:] if argv is None else list(argv)).main()
 
 
 if TYPE_CHECKING:
@@ -335,6 +334,17 @@ class _State:
         self.owner = ""
         self.check_time = 0.0
         self.restarting = False
+        # start() and stop() one at a time: checking for a running watcher
+        # and starting one must be one step, or two threads calling start()
+        # at once both find none. Not ``lock``: stop() joins the watcher
+        # thread, which takes ``lock`` to restart.
+        self.control = threading.Lock()
+        # Under the wrapper (see "A graceful restart under the wrapper"):
+        self.grace = 0.0  # --grace, in seconds
+        self.program_running = False  # the program runs on the main thread
+        self.interrupting = False  # a restart has interrupted the program
+        self.signals: Optional[_Signals] = None  # main()'s handlers
+        self.program_returned = threading.Event()
         handover = os.environ.get(_WATCH_ENV, "")
         if own_environment:
             os.environ.pop(_WATCH_ENV, None)
@@ -345,29 +355,34 @@ class _State:
         if _in_tornado_child():
             _log.debug("not watching in a child of tornado.process.fork_processes")
             return
-        with self.lock:
-            running = self.thread is not None and self.thread.is_alive()
-            previous = self.owner
-        if running and not (previous == "wrapper" and owner == "program"):
-            _log.warning("reloader.start() called while already running; ignored")
-            return
-        if running:
-            # The program's own start() under ``python -m reloader`` takes over
-            # from the wrapper's, so its loop and interval apply.
-            self.stop()
-        with self.lock:
-            self.stop_event = threading.Event()
-            self.owner = owner
-            self.check_time = interval
-            self.thread = threading.Thread(
-                target=self.watcher.run,
-                args=(interval, self.stop_event, self.restarter(loop)),
-                name="reloader",
-                daemon=True,
-            )
-            self.thread.start()
+        with self.control:
+            with self.lock:
+                running = self.thread is not None and self.thread.is_alive()
+                previous = self.owner
+            if running and not (previous == "wrapper" and owner == "program"):
+                _log.warning("reloader.start() called while already running; ignored")
+                return
+            if running:
+                # The program's own start() under ``python -m reloader`` takes
+                # over from the wrapper's, so its loop and interval apply.
+                self.join_watcher()
+            with self.lock:
+                self.stop_event = threading.Event()
+                self.owner = owner
+                self.check_time = interval
+                self.thread = threading.Thread(
+                    target=self.watcher.run,
+                    args=(interval, self.stop_event, self.restarter(loop)),
+                    name="reloader",
+                    daemon=True,
+                )
+                self.thread.start()
 
     def stop(self) -> None:
+        with self.control:
+            self.join_watcher()
+
+    def join_watcher(self) -> None:
         with self.lock:
             thread, self.thread = self.thread, None
             self.stop_event.set()
@@ -376,6 +391,40 @@ class _State:
             thread.join()
 
     def restart(self) -> None:
+        """Restart now: the watcher decided a change, or restart() was called.
+
+        The one entry point for both. Under the wrapper, from any thread but
+        the main one while the program runs there, the program is first
+        interrupted and given ``grace`` seconds to return.
+        """
+        if (
+            self.program_running
+            and self.grace > 0
+            and threading.current_thread() is not threading.main_thread()
+            and self.signals is not None
+            and self.signals.can_interrupt()
+        ):
+            self.restart_gracefully()
+        else:
+            self.restart_now()
+
+    def restart_gracefully(self) -> None:
+        """See "A graceful restart under the wrapper"."""
+        with self.lock:
+            if self.interrupting or self.restarting:
+                return
+            self.interrupting = True
+        _interrupt_main_thread()
+        if self.program_returned.wait(self.grace):
+            return  # the wrapper restarts, on the main thread
+        _log.warning(
+            "the program did not return within %g s of the interruption; "
+            "restarting anyway",
+            self.grace,
+        )
+        self.restart_now()
+
+    def restart_now(self) -> None:
         with self.lock:
             if self.restarting:
                 return
@@ -391,10 +440,22 @@ class _State:
             _run_hooks(hooks)
             # After the hooks, which may change what it is made of.
             handover = self.watcher.handover_value()
-            _reexecute(self.command_line(), self.cwd, self.sockets, handover)
+            argv = self.command_line()
+            if _can_reexecute(argv, self.cwd):
+                # Not before: a run ended for a restart that then fails would
+                # go on without its atexit handlers and its children.
+                _end_run()
+            if self.signals is not None:
+                self.signals.ignore_for_exec(True)
+            try:
+                _reexecute(argv, self.cwd, self.sockets, handover)
+            finally:
+                if self.signals is not None:
+                    self.signals.ignore_for_exec(False)
         finally:
             with self.lock:
                 self.restarting = False
+                self.interrupting = False
                 self.sockets.restart_pending = False
 
     def restarter(self, loop: "_Loop | None") -> "Callable[[dict[str, str]], None]":
@@ -429,6 +490,7 @@ class _State:
         # Threads do not survive fork: forget the parent's watcher thread, and
         # renew the lock, which another thread may have held at the fork.
         self.lock = threading.Lock()
+        self.control = threading.Lock()
         self.watcher.forget_news()
         self.watcher.targets.lock = threading.Lock()
         self.watcher.poll_lock = threading.Lock()
@@ -437,6 +499,12 @@ class _State:
         self.stop_event = threading.Event()
         self.owner = ""
         self.restarting = False
+        self.program_running = False
+        self.interrupting = False
+        self.program_returned = threading.Event()
+        if self.signals is not None:
+            self.signals.after_fork_in_child()
+            self.signals = None
 
 
 def _check_interval(check_time: object) -> float:
@@ -2722,6 +2790,288 @@ def _restore_echo() -> None:
         pass  # no usable stdin: nothing to restore
 
 
+# Ending a run
+# ---------------------------------------------------------------------------
+# A restart ends the run as an exit would, and so does the wrapper when the
+# program ends and when the wrapper itself ends: atexit handlers, then the
+# program's child processes, then its output. After execv the new image knows
+# nothing of the old one's children: they would run on unmanaged, and become
+# zombies that nobody reaps when they end. So the children and theirs are
+# found (Linux: /proc, each task's "children" list, else every process's
+# parent; elsewhere on POSIX: ``ps``; multiprocessing's own list everywhere),
+# asked to stop with SIGTERM, killed after _CHILD_GRACE, and the direct ones
+# reaped. A child that leads its own process group (``start_new_session``)
+# gets the signal for its whole group, which reaches the grandchildren it
+# left behind. A child that ignores SIGTERM (multiprocessing's resource
+# tracker does) is killed at once: waiting could not help. An atexit handler
+# that waits for a child (multiprocessing's joins its non-daemon processes)
+# would hold the restart for ever, so after _CHILD_GRACE the children get
+# SIGTERM while the handlers still run. The end comes only once the restart
+# can happen (the interpreter and the start directory exist): a run ended
+# for a restart that then fails would go on without its atexit handlers.
+
+_CHILD_GRACE = 1.0  # seconds between SIGTERM and SIGKILL
+
+
+def _can_reexecute(argv: "list[str]", cwd: str) -> bool:
+    """Whether the interpreter and the start directory are there."""
+    first = argv[0] if argv else None
+    return (
+        isinstance(first, str)
+        and bool(first)
+        and os.access(first, os.X_OK)
+        and os.path.isdir(cwd)
+    )
+
+
+def _end_run() -> None:
+    """Run the atexit handlers, stop the children, flush the output."""
+    # First too: logging's atexit handler flushes stderr, which would put
+    # what is buffered there before what stdout holds.
+    _flush_output()
+    if sys.platform == "win32" or not _descendants():
+        _run_atexit()  # no child for a handler to wait on: no timer thread
+    else:
+        hurry = threading.Timer(_CHILD_GRACE, _signal_children)
+        hurry.daemon = True
+        hurry.start()
+        try:
+            _run_atexit()
+        finally:
+            hurry.cancel()
+    _stop_children()
+    _flush_output()
+
+
+def _run_atexit() -> None:
+    import atexit
+
+    try:
+        atexit._run_exitfuncs()
+    except (Exception, SystemExit):
+        # 3.9 and 3.10 raise the last handler's error again after printing
+        # it with its traceback, as an exit does: nothing more to say.
+        pass
+
+
+def _signal_children() -> None:
+    """Ask every child to stop; the atexit handlers run too long."""
+    if sys.platform == "win32":
+        return  # terminating is killing there: _stop_children does it
+    import signal
+
+    _send(_descendants(), signal.SIGTERM)
+
+
+def _stop_children(grace: float = _CHILD_GRACE) -> int:
+    """Stop this process's children and theirs; return how many there were.
+
+    SIGTERM first, SIGKILL after ``grace`` seconds (at once for 0), then wait
+    until they are gone, the direct children reaped. Logs one line if there
+    were any.
+    """
+    if sys.platform == "win32":
+        count = _stop_children_win32(grace)
+    else:
+        count = _stop_children_posix(grace)
+    if count:
+        _log.info("stopped %d child process%s", count, "es" * (count > 1))
+    return count
+
+
+def _stop_children_posix(grace: float) -> int:
+    if sys.platform == "win32":
+        return 0  # no such signals there: _stop_children_win32
+    import signal
+
+    found = _descendants()
+    if not found:
+        return 0
+    if grace > 0:
+        _send(found, signal.SIGTERM)
+        left = _wait_gone(found, grace)
+    else:
+        left = found
+    if left:
+        # Also any child started meanwhile, by a child's SIGTERM handler say.
+        left += [pid for pid in _descendants() if pid not in left]
+        _send(left, signal.SIGKILL)
+        left = _wait_gone(left, 5.0)
+        if left:
+            _log.warning("child processes %s did not end when killed", left)
+    return len(found)
+
+
+def _send(pids: "list[int]", signum: int) -> None:
+    """Send ``signum`` to each pid, to the whole group of a group leader."""
+    if sys.platform == "win32":
+        return
+    import signal
+
+    own_group = os.getpgrp()
+    for pid in pids:
+        sig = signum
+        if sig == signal.SIGTERM and _ignores_sigterm(pid):
+            sig = signal.SIGKILL
+        try:
+            if pid != own_group and os.getpgid(pid) == pid:
+                os.killpg(pid, sig)
+            else:
+                os.kill(pid, sig)
+        except OSError:
+            pass  # gone already, or no longer ours (reaped and reused)
+
+
+def _ignores_sigterm(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"SigIgn:"):
+                    return bool(int(line.split()[1], 16) & (1 << 14))  # SIGTERM=15
+    except (OSError, ValueError, IndexError):
+        pass  # no /proc, or gone: SIGTERM it is
+    return False
+
+
+def _wait_gone(pids: "list[int]", timeout: float) -> "list[int]":
+    """Wait up to ``timeout`` s for ``pids`` to end; return those still there."""
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    left = [pid for pid in pids if not _gone(pid)]
+    while left and time.monotonic() < deadline:
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+        left = [pid for pid in left if not _gone(pid)]
+    return left
+
+
+def _gone(pid: int) -> bool:
+    """Whether ``pid`` has ended; reaps it if it is a child of this process."""
+    if sys.platform == "win32":
+        return True  # not called there: _stop_children_win32
+    try:
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+        return reaped == pid
+    except ChildProcessError:
+        pass  # a grandchild: its own parent, or init, reaps it
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X")
+    except FileNotFoundError:
+        return True
+    except (OSError, IndexError):
+        pass  # no /proc here: ask the system below
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # there, but not ours to signal
+    return False
+
+
+def _descendants() -> "list[int]":
+    """The pids of this process's children and theirs, parents first."""
+    me = os.getpid()
+    found: dict[int, None] = {}
+    children = _children_lister()
+    todo = [me]
+    while todo:
+        for pid in children(todo.pop(0)):
+            if pid not in found and pid != me:
+                found[pid] = None
+                todo.append(pid)
+    multiprocessing = sys.modules.get("multiprocessing")
+    if multiprocessing is not None:
+        # Where the process tree cannot be read, at least these are known.
+        for process in multiprocessing.active_children():
+            if process.pid is not None:
+                found.setdefault(process.pid, None)
+    return list(found)
+
+
+def _children_lister() -> "Callable[[int], list[int]]":
+    """How to list a process's children here: the cheapest way that works."""
+    if os.path.exists(f"/proc/self/task/{os.getpid()}/children"):
+        return _children_from_tasks
+    parents = _parent_map()
+    return lambda pid: parents.get(pid, [])
+
+
+def _children_from_tasks(pid: int) -> "list[int]":
+    """Linux with CONFIG_PROC_CHILDREN: each thread's children, in /proc."""
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []  # ended meanwhile
+    children = []
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children", "rb") as f:
+                children += [int(child) for child in f.read().split()]
+        except (OSError, ValueError):
+            continue  # the thread or the process ended meanwhile
+    return children
+
+
+def _parent_map() -> "dict[int, list[int]]":
+    """Every process's children: from /proc where it exists, else ``ps``."""
+    pairs: list[tuple[int, int]] = []
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        names = []
+    for name in names:
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue  # ended meanwhile
+            pairs.append((int(name), ppid))
+    if not pairs:
+        pairs = _ps_pairs()
+    parents: dict[int, list[int]] = {}
+    for pid, ppid in pairs:
+        parents.setdefault(ppid, []).append(pid)
+    return parents
+
+
+def _ps_pairs() -> "list[tuple[int, int]]":
+    """(pid, ppid) of every process, from ``ps`` (macOS, the BSDs)."""
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["ps", "-A", "-o", "pid=", "-o", "ppid="],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=10,
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        _log.warning("cannot list child processes: %s", e)
+        return []
+    pairs = []
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[0].isdigit() and fields[1].isdigit():
+            pairs.append((int(fields[0]), int(fields[1])))
+    return pairs
+
+
+def _stop_children_win32(grace: float) -> int:
+    """Windows: multiprocessing's children only (no process tree to read)."""
+    multiprocessing = sys.modules.get("multiprocessing")
+    if multiprocessing is None:
+        return 0
+    children = multiprocessing.active_children()
+    for child in children:
+        child.terminate()
+    for child in children:
+        child.join(grace)
+    return len(children)
+
+
 def _close_on_exec(keep: "set[int]") -> "list[int]":
     """Mark every descriptor above 2 close-on-exec, except ``keep``.
 
@@ -3412,7 +3762,195 @@ program's. Ctrl-C stops.
 More: the README at https://pypi.org/project/python-reloader/ and
 python -c "import reloader; help(reloader)"."""
 
-_VALUE_OPTIONS = ("--check-time", "--watch", "--ignore")
+_VALUE_OPTIONS = ("--check-time", "--watch", "--ignore", "--grace")
+
+# A graceful restart under the wrapper
+# ---------------------------------------------------------------------------
+# The program runs on the main thread, the watcher on its own. On a change
+# the watcher interrupts the main thread as Ctrl-C would: SIGINT sent to that
+# thread (so a blocking call there wakes up). The wrapper's handler (below)
+# raises KeyboardInterrupt there, or calls the program's own handler if it
+# set one (uvicorn's shuts the server down). The program's finally blocks
+# and its framework's shutdown run; the watcher waits up to --grace seconds
+# for the program to return, and the main thread then restarts. A program
+# that does not return in time is restarted by the watcher thread as it is.
+# While the restart is under way, every SIGINT is the restart's: a Ctrl-C
+# pressed then is taken for it, and one more after the restart ends it all.
+#
+# Signals under the wrapper
+# ---------------------------------------------------------------------------
+# Ctrl-C and SIGTERM must end the wrapper whatever the program does with
+# them, and servers catch them: Flask's app.run() and Django's runserver
+# catch KeyboardInterrupt and return; uvicorn and aiohttp install their own
+# handlers (uvicorn raises the signal again once it has shut down; aiohttp's
+# goes through asyncio's wakeup descriptor, then returns normally). So the
+# wrapper's handler stays installed for the whole run and the program's
+# handlers are chained behind it: main() replaces signal.signal() and
+# signal.getsignal() for SIGINT and SIGTERM with versions that record what
+# the program asks for and report it back, as if it were installed. The
+# handler notes the exit status (130, 143), then calls the program's
+# handler, or raises KeyboardInterrupt if it has none. When the program
+# returns, however it does, the wrapper ends with that status. A signal
+# that the program's handler, removed since, passes on (uvicorn) is the
+# same press; any other is a second one, and ends everything at once. A
+# process forked by the program gets Python's own functions and its
+# handlers back.
+
+
+def _interrupt_main_thread() -> None:
+    import signal
+
+    main = threading.main_thread().ident
+    if hasattr(signal, "pthread_kill") and main is not None:
+        # To that thread, so a sleep or a select there is interrupted.
+        signal.pthread_kill(main, signal.SIGINT)
+    else:
+        import _thread
+
+        _thread.interrupt_main()
+
+
+class _Signals:
+    """SIGINT, SIGTERM and SIGHUP under the wrapper; see "Signals under"."""
+
+    def __init__(self) -> None:
+        import signal
+
+        # Any: main() replaces two of its functions, which mypy forbids.
+        self.module: Any = signal
+        self.real_signal = signal.signal
+        self.real_getsignal = signal.getsignal
+        self.defaults: dict[int, Any] = {
+            signal.SIGINT: signal.default_int_handler,
+            signal.SIGTERM: signal.SIG_DFL,
+        }
+        self.hangup: Optional[int] = getattr(signal, "SIGHUP", None)
+        self.installed: set[int] = set()
+        self.wanted: dict[int, Any] = {}  # the program's handlers
+        self.ending = 0  # the exit status a signal asked for: 130, 143
+        self.answered: Any = None  # the program's handler of the last signal
+        self.restart_dispatched = False  # the program's handler got the restart's
+
+    def install(self) -> None:
+        """Install the handlers, from the main thread; else leave Python's."""
+        signal = self.module
+        for signum in [*self.defaults, self.hangup]:
+            if signum is None:
+                continue
+            try:
+                if self.real_getsignal(signum) is signal.SIG_IGN:
+                    if signum != signal.SIGINT:
+                        continue  # nohup: ignored it stays
+                    # A background job: the user's SIGINT stays ignored (and
+                    # the program sees it so), a restart's still interrupts.
+                    self.defaults[signum] = signal.SIG_IGN
+                self.real_signal(signum, self.handle)
+            except (ValueError, OSError):
+                return  # main() called from another thread: Python's defaults
+            self.installed.add(signum)
+        signal.signal = self.program_signal
+        signal.getsignal = self.program_getsignal
+
+    def can_interrupt(self) -> bool:
+        return self.module.SIGINT in self.installed
+
+    def ignore_for_exec(self, before: bool) -> None:
+        """Around execv: a signal ignored at the start stays so after it.
+
+        execv keeps an ignored signal ignored but resets a handled one; the
+        handler is put back if execv failed.
+        """
+        for signum, default in self.defaults.items():
+            if default is self.module.SIG_IGN and signum in self.installed:
+                try:
+                    self.real_signal(signum, default if before else self.handle)
+                except (ValueError, OSError):
+                    pass  # not the main thread: execv resets it to the default
+
+    def program_signal(self, signalnum: int, handler: "Any") -> "Any":
+        """signal.signal() for the program: its handler is chained to ours."""
+        signum = int(signalnum)
+        if signum not in self.installed or signum not in self.defaults:
+            return self.real_signal(signalnum, handler)
+        if not callable(handler) and handler not in (
+            self.module.SIG_IGN,
+            self.module.SIG_DFL,
+        ):
+            raise TypeError(
+                "signal handler must be signal.SIG_IGN, signal.SIG_DFL, "
+                "or a callable object"
+            )
+        previous = self.program_getsignal(signum)
+        self.real_signal(signum, self.handle)  # raises where signal.signal would
+        if handler is self.defaults[signum] or handler == self.handle:
+            self.wanted.pop(signum, None)
+        else:
+            self.wanted[signum] = handler
+        return previous
+
+    def program_getsignal(self, signalnum: int) -> "Any":
+        signum = int(signalnum)
+        if signum not in self.installed or signum not in self.defaults:
+            return self.real_getsignal(signalnum)
+        return self.wanted.get(signum, self.defaults[signum])
+
+    def handle(self, signum: int, frame: "Any") -> None:
+        if signum == self.hangup:
+            _log.info("hangup (SIGHUP); restarting")
+            threading.Thread(
+                target=_state.restart, name="reloader-hangup", daemon=True
+            ).start()
+            return
+        program = self.wanted.get(signum)
+        if signum == self.module.SIGINT and _state.interrupting and not self.ending:
+            # See "A graceful restart under the wrapper".
+            if program is not None:
+                self.restart_dispatched = True
+                self.call(program, signum, frame)
+            elif _state.program_running and not self.restart_dispatched:
+                raise KeyboardInterrupt
+            return
+        if program is None and self.defaults[signum] is self.module.SIG_IGN:
+            return  # ignored when the wrapper started: see install()
+        if self.ending and program == self.answered:
+            self.end_at_once()  # a second press
+        # Else the first, or the first passed on by the handler that got it
+        # to the one it put back (uvicorn's, to asyncio.run()'s, to ours).
+        self.ending = 128 + signum
+        self.answered = program
+        if program is None:
+            raise KeyboardInterrupt
+        self.call(program, signum, frame)
+
+    def call(self, handler: "Any", signum: int, frame: "Any") -> None:
+        if handler is self.module.SIG_IGN:
+            return
+        if handler is self.module.SIG_DFL:
+            raise KeyboardInterrupt  # death, but after the program's cleanup
+        handler(signum, frame)
+
+    def end_at_once(self) -> "NoReturn":
+        """A second Ctrl-C: kill the children, flush and exit, now."""
+        try:
+            _stop_children(grace=0)
+            _flush_output()
+        finally:
+            os._exit(self.ending)
+
+    def after_fork_in_child(self) -> None:
+        """Python's functions and the program's handlers, in a forked child.
+
+        A worker forked by the program (a multiprocessing pool) would
+        otherwise take the wrapper's SIGTERM handling, with a traceback.
+        """
+        self.module.signal = self.real_signal
+        self.module.getsignal = self.real_getsignal
+        for signum in self.installed:
+            program = self.wanted.get(signum, self.defaults.get(signum))
+            try:
+                self.real_signal(signum, program or self.module.SIG_DFL)
+            except (ValueError, OSError):
+                pass  # forked from a thread that is not the main one: as is
 
 
 class _Wrapper:
@@ -3420,10 +3958,21 @@ class _Wrapper:
 
     def __init__(self, args: "list[str]") -> None:
         self.args = args
+        self.signals = _Signals()
+        # The program's module, globals and exception: see run_program().
+        self.kept: list[object] = []
+
+    def main(self) -> int:
+        try:
+            return self.run()
+        except KeyboardInterrupt:
+            return self.exit(self.signals.ending or 130)
 
     def run(self) -> int:
         options, target = self.parse()
         _configure_logging(options.quiet)
+        self.signals.install()
+        _state.signals = self.signals
         if _state.argv is None:
             _state.argv = _command_line()
         for path in options.watch:
@@ -3438,17 +3987,75 @@ class _Wrapper:
         if options.poll:
             _state.watcher.poll_only = True
         interval = _check_interval(options.check_time)
+        _state.grace = options.grace
         _state.start(None, interval, owner="wrapper")
         # See "Keeping a listening socket across restarts".
         _state.sockets.install()
         _state.sockets.close_unclaimed_later(_UNCLAIMED_AFTER_START)
         status = self.run_program(*target)
         _state.sockets.keep_unclaimed()
+        if self.signals.ending:
+            return self.exit(self.signals.ending)
+        if _state.interrupting:
+            _state.restart_now()  # returns only if the restart failed
+            self.signals.restart_dispatched = False
         if options.until_success and status == 0:
             _state.stop()
             return 0
         _log.info("waiting for a change")
         wait()
+
+    def release_program(self) -> None:
+        """Let the exit free what the program made, as Python's would.
+
+        Python clears ``__main__`` early in its finalization, with no frame
+        running: a ResourceWarning then names no file, and objects freed
+        then still find the modules they need (a multiprocessing pool's
+        ``__del__`` does). The same happens here, with C callables only
+        (a function here would be the frame a warning names).
+        """
+        import atexit
+
+        for namespace in self.namespaces():
+            atexit.register(dict.clear, namespace)
+        atexit.register(list.clear, self.kept)
+
+    def namespaces(self) -> "list[dict[str, Any]]":
+        """The program's globals: its module's, and what -m's functions use."""
+        found: dict[int, dict[str, Any]] = {}
+        for item in self.kept:
+            namespace = getattr(item, "__dict__", item)
+            if not isinstance(namespace, dict) or isinstance(item, BaseException):
+                continue
+            found[id(namespace)] = namespace
+            for value in list(namespace.values()):
+                # runpy returns a copy of a -m program's globals; its
+                # functions hold the real ones.
+                real = getattr(value, "__globals__", None)
+                if isinstance(real, dict) and real.get("__name__") == "__main__":
+                    found[id(real)] = real
+        return list(found.values())
+
+    def exit(self, status: int) -> int:
+        """End the wrapper for a signal: end the run first, as an exit would.
+
+        Non-daemon threads of the program still running get ``--grace``
+        seconds while the interpreter waits for them, then the process ends.
+        """
+        with _state.lock:
+            _state.restarting = True  # no restart from here on
+        _state.stop()
+        _end_run()
+        self.release_program()
+        if any(
+            thread.is_alive() and not thread.daemon
+            for thread in threading.enumerate()
+            if thread is not threading.current_thread()
+        ):
+            timer = threading.Timer(_state.grace, self.signals.end_at_once)
+            timer.daemon = True
+            timer.start()
+        return status
 
     def parse(self) -> "tuple[Any, tuple[str, str, list[str]]]":
         """The options and the program to run; exits 2 with a usage message."""
@@ -3466,37 +4073,85 @@ class _Wrapper:
                 "argument --check-time: must be a positive number of milliseconds,"
                 f" not {options.check_time:g}"
             )
+        if not 0 <= options.grace < float("inf"):
+            parser.error(
+                f"argument --grace: must be 0 or more seconds, not {options.grace:g}"
+            )
         return options, target
 
     def run_program(self, mode: str, name: str, args: "list[str]") -> int:
-        """Run the program as ``python`` would; return its exit status."""
+        """Run the program as ``python`` would; return its exit status.
+
+        When it ends on its own, its run ends (atexit handlers, children,
+        output; see "Ending a run") before the report of how it ended. Not
+        while non-daemon threads of it run: an exit would wait for them.
+        """
         sys.argv = [name, *args]
         label = f"-m {name}" if mode == "module" else _relative(name)
+        _state.program_returned.clear()
+        _state.program_running = True
+        try:
+            status, report = self.call_program(mode, name, label)
+        finally:
+            _state.program_running = False
+            _state.program_returned.set()
+            # Its handlers went with it: a Ctrl-C from now on is the wrapper's.
+            self.signals.wanted.clear()
+        if self.signals.ending or _state.interrupting:
+            return status  # the caller ends the run: an exit, a restart
+        if any(
+            thread.is_alive() and not thread.daemon
+            for thread in threading.enumerate()
+            if thread is not threading.current_thread()
+        ):
+            _flush_output()
+        else:
+            _end_run()
+        report()
+        return status
+
+    def call_program(
+        self, mode: str, name: str, label: str
+    ) -> "tuple[int, Callable[[], None]]":
+        """Run the program; return its status and how to report its end.
+
+        What the program made is kept in ``self.kept`` (its module, its
+        globals, the exception that ended it), so that nothing of it is
+        collected in the wrapper's frames: a ResourceWarning for a file it
+        left open would name a line of reloader.py. An exit collects them.
+        """
         try:
             if mode == "module":
-                _run_module(name)
+                self.kept.append(_run_module(name))
             else:
-                _run_path(name)
+                _run_path(name, self.kept)
+        except KeyboardInterrupt as e:
+            if not _state.interrupting:
+                raise  # Ctrl-C: main() ends the wrapper
+            self.kept.append(e)  # the interruption of a graceful restart
+            return 0, lambda: None
         except SystemExit as e:
+            self.kept.append(e)
             status = _exit_status(e.code)
             # A failure shows under -q too; a clean exit is routine.
             level = logging.INFO if status == 0 else logging.WARNING
-            _log.log(level, "%s exited with status %d", label, status)
-            return status
+            return status, lambda: _log.log(
+                level, "%s exited with status %d", label, status
+            )
         except _ProgramNotFound as e:
-            _log.error("%s; watching for it to appear", e)
-            return 1
+            message = str(e)
+            return 1, lambda: _log.error("%s; watching for it to appear", message)
         except Exception as e:
+            self.kept.append(e)
             self.watch_traceback(e)
-            _log.error(
+            error = e
+            return 1, lambda: _log.error(
                 "%s raised %s",
                 label,
-                type(e).__name__,
-                exc_info=(type(e), e, _program_traceback(e)),
+                type(error).__name__,
+                exc_info=(type(error), error, _program_traceback(error)),
             )
-            return 1
-        _log.info("%s finished", label)
-        return 0
+        return 0, lambda: _log.info("%s finished", label)
 
     def watch_traceback(self, error: "BaseException") -> None:
         filename = getattr(error, "filename", None)
@@ -3551,6 +4206,14 @@ def _parser(prog: str) -> "argparse.ArgumentParser":
         default=[],
         metavar="PATH",
         help="also watch PATH, a file or a folder (repeatable)",
+    )
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="how long a restart waits for the program to shut down "
+        "(default 2; 0: restart at once)",
     )
     parser.add_argument(
         "--ignore",
@@ -3618,7 +4281,7 @@ class _ProgramNotFound(Exception):
     """The script, folder or module to run does not exist."""
 
 
-def _run_module(name: str) -> None:
+def _run_module(name: str) -> "dict[str, Any]":
     import importlib.util
     import runpy
 
@@ -3645,7 +4308,7 @@ def _run_module(name: str) -> None:
         raise _ProgramNotFound(f"no module named {name!r}")
     if spec.origin and os.path.isabs(spec.origin):
         watch(spec.origin)
-    runpy.run_module(name, run_name="__main__", alter_sys=True)
+    return runpy.run_module(name, run_name="__main__", alter_sys=True)
 
 
 def _names_part_of(missing: "str | None", name: str) -> bool:
@@ -3653,8 +4316,11 @@ def _names_part_of(missing: "str | None", name: str) -> bool:
     return missing is not None and (name + ".").startswith(missing + ".")
 
 
-def _run_path(path: str) -> None:
-    """Run a script, folder or zip as ``python path`` does."""
+def _run_path(path: str, kept: "list[object]") -> None:
+    """Run a script, folder or zip as ``python path`` does.
+
+    The program's module is appended to ``kept``; see call_program().
+    """
     watch(path)
     if not os.path.exists(path):
         raise _ProgramNotFound(f"can't open {path!r}: no such file or directory")
@@ -3664,6 +4330,7 @@ def _run_path(path: str) -> None:
         module, code = _main_of_script(path)
     main = sys.modules["__main__"]
     sys.modules["__main__"] = module
+    kept.append(module)
     try:
         exec(code, module.__dict__)
     finally:

@@ -9,8 +9,9 @@ The first run makes a virtual environment for the running interpreter at
 it (the Tornado tests check the restart on its IOLoop and the Tornado example;
 ``tests/test_install.py`` builds the wheel with flit_core, offline, and
 installs it into a fresh environment), then tries once to install Flask,
-uvicorn, Django and aiohttp (the socket-adoption tests run them; where one
-cannot be installed its tests skip); later runs reuse it (it is made again if
+uvicorn, FastAPI, Django and aiohttp (the lifecycle, socket-adoption and
+README tests run them; where one cannot be installed its tests skip); later
+runs reuse it (it is made again if
 another interpreter of that version made it).
 Then it runs ``python -m pytest`` from that environment, in the repository
 root, with the arguments given, and exits with pytest's status. pytest's
@@ -36,11 +37,18 @@ TORNADO = "tornado>=6.5,<7"  # 6.5 and later support 3.9 to 3.15
 FLIT_CORE = "flit_core>=3.12,<4"  # the build backend pyproject.toml names
 PACKAGES = (PYTEST, TORNADO, FLIT_CORE)
 NO_TESTS_COLLECTED = 5  # pytest.ExitCode.NO_TESTS_COLLECTED
-# The frameworks that tests/test_adoption.py runs under the wrapper. Each
+# The frameworks that the lifecycle, adoption and README tests run under the
+# wrapper. Each
 # range holds releases for Python 3.9 (pip picks the newest one that fits the
 # interpreter); where one cannot be installed (no wheel for a new Python, no
 # network), its tests skip, saying so.
-FRAMEWORKS = ["flask>=2.2,<4", "uvicorn>=0.20,<1", "django>=4.2,<6", "aiohttp>=3.9,<4"]
+FRAMEWORKS = [
+    "flask>=2.2,<4",
+    "uvicorn>=0.20,<1",
+    "fastapi>=0.100,<1",
+    "django>=4.2,<6",
+    "aiohttp>=3.9,<4",
+]
 
 
 def venv_python(env_dir: Path) -> Path:
@@ -73,7 +81,7 @@ def ensure_env() -> Path:
         subprocess.run([*pip, "--disable-pip-version-check", *PACKAGES], check=True)
     tried = env_dir / "frameworks-tried"  # once per environment, not per run
     if not tried.exists() and not runs(
-        python, "import flask, uvicorn, django, aiohttp"
+        python, "import flask, uvicorn, fastapi, django, aiohttp"
     ):
         print(f"tests/run.py: installing {', '.join(FRAMEWORKS)}", flush=True)
         pip = [str(python), "-m", "pip", "install", "--quiet"]

@@ -329,8 +329,13 @@ def test_process_forked_after_start_does_not_watch(spawn, tmp_path):
                     warnings.simplefilter("ignore", DeprecationWarning)
                     pid = os.fork()
                 if pid == 0:
-                    report_and_wait("forked.log", "forked")
+                    # Detached (forked again, its parent gone): a restart
+                    # stops the program's children, and this one must live
+                    # on to show that it never restarts.
+                    if os.fork() == 0:
+                        report_and_wait("forked.log", "forked")
                     os._exit(0)
+                os.waitpid(pid, 0)
             READY
             """
         )
