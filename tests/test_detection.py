@@ -238,6 +238,7 @@ def test_files_written_just_before_the_launch_never_restart_under_load(
     env = {k: v for k, v in os.environ.items() if not k.startswith("RELOADER_")}
     env["PYTHONPATH"] = str(RELOADER.parent)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    env["RELOADER_POLL"] = "1"  # scans every check_time: see JUST_BEFORE
     for attempt in range(24):
         folder = tmp_path / f"try{attempt}"
         app = write(folder / "app.py", JUST_BEFORE)

@@ -295,7 +295,7 @@ def test_program_that_ignores_the_interruption_is_restarted_after_grace(
 def test_grace_must_not_be_negative(spawn, tmp_path):
     child = spawn(*WRAPPER, "--grace", "-1", "prog.py")
     assert child.wait_exit() == 2
-    assert "--grace must be 0 or more seconds" in child.output()
+    assert "argument --grace: must be 0 or more seconds" in child.output()
 
 
 def test_sighup_restarts_the_program(spawn, tmp_path):
