@@ -3753,11 +3753,13 @@ examples:
 What is watched: the file of every module the program imports, and each
 --watch path (a folder: every file under it, new files included). A change
 restarts the program; when the program ends on its own, the next change runs
-it again. Never counted: editors' scratch files (*.swp, *~, .#*, 4913, ...),
-byte code (*.pyc, __pycache__), version-control and tool folders (.git,
-.tox, .mypy_cache, .idea, node_modules, ...), virtual environments, and paths
+it again. Never counted: editors' and tools' scratch files (*.swp, *.swo,
+*.swx, *~, #*#, .#*, 4913, *___jb_tmp___, *___jb_old___, .DS_Store), byte
+code (*.pyc, __pycache__), version-control and tool folders (.git, .hg, .svn,
+.tox, .nox, .mypy_cache, .pytest_cache, .ruff_cache, .idea, .vscode,
+node_modules), virtual environments (a folder holding pyvenv.cfg), and paths
 matching --ignore. Messages go to standard error; standard output is the
-program's. Ctrl-C stops.
+program's. Ctrl-C stops; SIGHUP restarts.
 
 More: the README at https://pypi.org/project/python-reloader/ and
 python -c "import reloader; help(reloader)"."""
