@@ -12,9 +12,12 @@ Two ways to use it::
 ``pip install python-reloader`` installs this module and the ``reloader``
 command; or copy this one file into a project (it needs nothing else).
 
-A daemon thread polls the file of every imported module, and every path given
-to ``watch()``, every ``check_time`` milliseconds. When one changes, and the
-burst of changes has settled, the process re-executes itself with the same
+A daemon thread watches the file of every imported module, and every path
+given to ``watch()``: woken by the kernel's notifications (inotify, kqueue)
+on local file systems, polling every ``check_time`` milliseconds elsewhere.
+When one changes, and the burst of changes has settled, the run ends as an
+exit would (cleanup, child processes) and the process re-executes itself
+with the same
 command line (``os.execv``: the pid stays). When Tornado or asyncio runs a loop
 in the thread that called ``start()``, the restart happens on that loop.
 ``listening_socket()`` keeps a server's port open through the restart, so
@@ -23,8 +26,9 @@ clients that connect meanwhile wait instead of being refused; under
 without a changed line.
 
 Limits: the restart is a re-execution, so any state that lives only in memory
-is lost (reload hooks can save it). The polling costs one ``stat`` per watched
-file per scan. A changed ``.py`` file that does not compile holds the restart
+is lost (reload hooks can save it). Polling costs one ``stat`` per watched
+file per scan; notifications are trusted on local file systems only, which
+are still polled now and then as a safety net. A changed ``.py`` file that does not compile holds the restart
 until it does; other errors only show when the new process imports the file,
 and the ``python -m reloader`` wrapper covers those. Where ``execv`` is not
 available (Windows, or macOS with threads running) the restart starts a new
@@ -35,9 +39,10 @@ run has started without binding that address again.
 On Python 3.9 a program run with ``-c`` cannot be re-executed. A program that
 changes directory should import this module first: the restart runs from the
 directory that was current then. Files are compared by modification time,
-size and inode, so an edit made within the same clock tick as a scan that
-keeps all three is caught by comparing contents, for two seconds after each
-change.
+size, inode and inode change time; an edit within the same clock tick as the
+last one (one-second file systems) is caught by comparing contents, for two
+seconds after each change. The kqueue code (macOS, the BSDs) has not run on
+those systems; Windows polls.
 
 Copyright (c) 2026 the reloader authors.
 
