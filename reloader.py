@@ -28,8 +28,9 @@ without a changed line.
 Limits: the restart is a re-execution, so any state that lives only in memory
 is lost (reload hooks can save it). Polling costs one ``stat`` per watched
 file per scan; notifications are trusted on local file systems only, which
-are still polled now and then as a safety net. A changed ``.py`` file that does not compile holds the restart
-until it does; other errors only show when the new process imports the file,
+are still polled now and then as a safety net. A changed ``.py`` file that
+does not compile holds the restart until it does; other errors only show
+when the new process imports the file,
 and the ``python -m reloader`` wrapper covers those. Where ``execv`` is not
 available (Windows, or macOS with threads running) the restart starts a new
 process and waits for it instead, and a listening socket cannot be handed over.
