@@ -10,9 +10,9 @@ it (the Tornado tests check the restart on its IOLoop and the Tornado example;
 ``tests/test_install.py`` builds the wheel with flit_core, offline, and
 installs it into a fresh environment), then tries once to install Flask,
 uvicorn, FastAPI, Django and aiohttp (the lifecycle, socket-adoption and
-README tests run them; where one cannot be installed its tests skip); later
-runs reuse it (it is made again if
-another interpreter of that version made it).
+README tests run them; where one cannot be installed its tests skip; with
+``TESTS_WITHOUT_FRAMEWORKS=1`` they are not tried); later runs reuse it (it
+is made again if another interpreter of that version made it).
 Then it runs ``python -m pytest`` from that environment, in the repository
 root, with the arguments given, and exits with pytest's status. pytest's
 status 5 ("no tests collected") is non-zero, so it fails here as well: a run
@@ -25,6 +25,7 @@ version gets its own environment. Standard library only; tested with CPython
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import venv
@@ -80,6 +81,8 @@ def ensure_env() -> Path:
         pip = [str(python), "-m", "pip", "install", "--quiet"]
         subprocess.run([*pip, "--disable-pip-version-check", *PACKAGES], check=True)
     tried = env_dir / "frameworks-tried"  # once per environment, not per run
+    if os.environ.get("TESTS_WITHOUT_FRAMEWORKS"):
+        return python  # .ci/run: frameworks on the default interpreter only
     if not tried.exists() and not runs(
         python, "import flask, uvicorn, fastapi, django, aiohttp"
     ):
