@@ -420,6 +420,7 @@ class _State:
             if self.interrupting or self.restarting:
                 return
             self.interrupting = True
+            self.sockets.restart_pending = True  # see _Sockets.keeps_path()
         _interrupt_main_thread()
         if self.program_returned.wait(self.grace):
             return  # the wrapper restarts, on the main thread
@@ -3272,11 +3273,34 @@ class _Sockets:
         def listen(sock: "socket.socket", *backlog: int) -> None:
             sockets.listen(sock, *backlog, hooked=True)
 
+        real_unlink, real_remove = os.unlink, os.remove
+
+        def unlink(path: "Any", *args: "Any", **kwargs: "Any") -> None:
+            if not sockets.keeps_path(path):
+                real_unlink(path, *args, **kwargs)
+
+        def remove(path: "Any", *args: "Any", **kwargs: "Any") -> None:
+            if not sockets.keeps_path(path):
+                real_remove(path, *args, **kwargs)
+
         if sys.platform == "win32":
             return  # the restart spawns there: nothing is handed over
         self.hooked_pid = os.getpid()
         socket.socket.bind = bind  # type: ignore[assignment,unused-ignore]
         socket.socket.listen = listen  # type: ignore[assignment,unused-ignore]
+        # asyncio (3.13+) unlinks a Unix server's path when the server
+        # closes, which a graceful restart makes it do: during a restart
+        # the path of a kept socket stays, where the next run's clients
+        # look for it.
+        os.unlink, os.remove = unlink, remove
+
+    def keeps_path(self, path: "Any") -> bool:
+        """Is ``path`` a kept Unix socket's, with a restart under way?"""
+        if not self.restart_pending or not isinstance(path, str):
+            return False
+        # As bound: relative, or not.
+        hidden = {_hidden_path(path), _hidden_path(os.path.abspath(path))}
+        return not hidden.isdisjoint(self.hidden)
 
     def create_server(
         self, address: "Any", kwargs: "dict[str, Any]"
