@@ -697,6 +697,9 @@ class _Handover:
         expected = os.getpid() if kind == "exec" else os.getppid()
         if kind not in ("exec", "spawn") or pid != str(expected):
             return  # none, or not ours: a child process of the program
+        if data.isdigit():
+            self.since = int(data)  # the reference time alone: see write()
+            return
         import json
 
         try:
@@ -719,7 +722,13 @@ class _Handover:
         loops: "dict[str, int]",
         distrusted: "Iterable[int]",
     ) -> str:
-        """The JSON part of the value; the restart puts kind and pid before it."""
+        """The part after kind and pid, which the restart puts before it.
+
+        The reference time alone is written as a number: a restart with
+        nothing else to tell imports no json (a millisecond of its time).
+        """
+        if not digests and not loops and not distrusted:
+            return str(since)
         import json
 
         kept: dict[str, list[int]] = {}
