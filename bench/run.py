@@ -2,8 +2,9 @@
 
 Run from the repository root::
 
-    python bench/run.py             # full run, about 7 minutes
-    python bench/run.py --quick     # every row, fewer samples: under 2 minutes
+    python bench/run.py             # full run, about 8 minutes
+    python bench/run.py --quick     # fewer samples, no missed-edit rows:
+                                    # under 2 minutes
     python bench/run.py --peers     # add tornado, werkzeug, Django, gunicorn,
                                     # hupper, watchfiles and uvicorn --reload
                                     # (from bench/.venv if present)
@@ -83,6 +84,19 @@ mapped back to its ``.py``, computed in the same process.
     reloader``, beside ``flask run --reload``, ``uvicorn --reload`` and
     Django's ``runserver`` (from bench/.venv if present), whichever are
     installed.
+12. *Missed edits* (``missed``; not in ``--quick`` unless ``--only`` names
+    it): a program runs under each watcher (reloader; with ``--peers`` those
+    of rows 7 to 9) and the parent edits the module it imports, 10 times
+    (3 with ``--quick``) for each kind of edit: the same size with the
+    modification time put back (``os.utime``, what ``cp -p``, ``tar x`` and
+    ``touch -d`` do); ``shutil.copy2`` of a same-size file over it, both
+    stamped with one fixed time (``SOURCE_DATE_EPOCH``); a save made as soon
+    as a restarted run has imported the module, while it goes on importing
+    for 0.3 s before its watcher starts (after a first save that restarts
+    it). An edit is missed when no new run imports the module within 3 s;
+    after a miss the program is started afresh, so that each edit is
+    independent. The rows count the missed edits; the notes, the new runs
+    that imported the old version from Python's byte-code cache.
 
 Private names read from reloader, for benchmarking only: the scan counter
 (``_state.scan_count`` or ``_state.watcher.scan_count``) and ``_SETTLE``.
@@ -120,9 +134,13 @@ SECTIONS = (
     "tree",
     "peers",
     "refused",
+    "missed",
 )
 # Run only when asked for: they need the peers, or take minutes.
 OPTIONAL = ("peers", "refused")
+# Left out of --quick unless --only names them: minutes of waiting for
+# restarts that do not come, and counts that three trials would not make.
+NOT_QUICK = ("missed",)
 FORBIDDEN = ("asyncio", "subprocess", "socket", "argparse", "runpy", "ctypes")
 DEFAULT_CHECK_TIME_MS = 500  # the spec's default for start()
 SCAN_CHECK_TIME_MS = 1  # "a short interval" for the scan-cost row
@@ -166,6 +184,7 @@ class Plan:
     tree_idle_seconds: float
     tree_idle_runs: int
     tree_saves: int
+    missed_trials: int  # edits of each kind per watcher
 
 
 QUICK = Plan(
@@ -194,6 +213,7 @@ QUICK = Plan(
     tree_idle_seconds=5.0,
     tree_idle_runs=1,
     tree_saves=3,
+    missed_trials=3,  # only with --only missed: --quick leaves it out
 )
 FULL = Plan(
     name="full",
@@ -221,6 +241,7 @@ FULL = Plan(
     tree_idle_seconds=10.0,
     tree_idle_runs=2,
     tree_saves=8,
+    missed_trials=10,
 )
 RESTARTS = 10
 
@@ -855,7 +876,9 @@ if sys.argv[1] == "chain" and run < int(sys.argv[2]):
 # then idles; it writes "ready" to the events file once the watcher it runs
 # is watching, and "restart" the moment its watcher starts a restart: in
 # reloader's and tornado's reload hooks, or on the signal that watchfiles
-# (SIGINT) and uvicorn --reload (SIGTERM) send to end the program.
+# (SIGINT) and uvicorn --reload (SIGTERM) send to end the program. In the
+# missed section it also writes "imported-VALUE", the version of the saved
+# module it imported, then goes on importing for RELOADER_BENCH_IMPORTING s.
 APP_SCRIPT = """\
 import os
 import signal
@@ -873,6 +896,11 @@ def record(what):
 for i in range(int(os.environ["RELOADER_BENCH_N"])):
     __import__(f"bench_mod_{i:05d}")
 import bench_save_target  # noqa: F401,E402  (the module the parent saves)
+
+IMPORTING = os.environ.get("RELOADER_BENCH_IMPORTING")
+if IMPORTING:  # the missed section: the version imported, then imports go on
+    record(f"imported-{bench_save_target.VALUE}")
+    time.sleep(float(IMPORTING))
 
 TREE = os.environ.get("RELOADER_BENCH_TREE")
 mode = sys.argv[1]
@@ -953,6 +981,11 @@ def record(what):
 for i in range(int(os.environ["RELOADER_BENCH_N"])):
     __import__(f"bench_mod_{i:05d}")
 import bench_save_target  # noqa: F401,E402  (the module the parent saves)
+
+IMPORTING = os.environ.get("RELOADER_BENCH_IMPORTING")
+if IMPORTING:  # the missed section: the version imported, then imports go on
+    record(f"imported-{bench_save_target.VALUE}")
+    time.sleep(float(IMPORTING))
 
 uvicorn_handler = signal.getsignal(signal.SIGTERM)
 
@@ -1584,7 +1617,13 @@ class _Program:
     count = 0
 
     def __init__(
-        self, bench: Bench, watcher: Watcher, folder: str, n: int, tree: str = ""
+        self,
+        bench: Bench,
+        watcher: Watcher,
+        folder: str,
+        n: int,
+        tree: str = "",
+        importing: str = "",
     ) -> None:
         import subprocess
 
@@ -1618,6 +1657,8 @@ class _Program:
         env["RELOADER_BENCH_WATCHED"] = watched
         if tree:
             env["RELOADER_BENCH_TREE"] = tree
+        if importing:
+            env["RELOADER_BENCH_IMPORTING"] = importing
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(
                 cmd,
@@ -1641,6 +1682,13 @@ class _Program:
     def seen(self, what: str) -> int:
         with open(self.events) as f:
             return sum(line.startswith(what) for line in f.read().split("\n")[:-1])
+
+    def watching(self) -> bool:
+        """Did the last run that imported the saved module say ready since?"""
+        with open(self.events) as f:
+            whats = [line.split()[0] for line in f.read().split("\n")[:-1]]
+        imported = [i for i, what in enumerate(whats) if what.startswith("imported-")]
+        return bool(imported) and "ready" in whats[imported[-1] :]
 
     def uvicorn_reloader(self) -> str:
         """The reloader uvicorn says it uses, from its log."""
@@ -2264,6 +2312,197 @@ def section_refused(bench: Bench) -> None:
         )
 
 
+# Section 12: missed edits. The edits a watcher comparing modification
+# times, or starting to watch only once the program is ready, does not see:
+# each is made to a program running under each watcher, and counted missed
+# when no new run of the program starts within MISSED_WAIT.
+
+MISSED_WAIT = 3.0  # s for a new run after an edit: the peers poll or debounce
+MISSED_IMPORTING = "0.3"  # s of importing left after the edited module
+MISSED_REGRACE = 0.5  # s after a fresh start that follows a miss (the first
+# start of each program waits FIRST_SAVE_GRACE)
+FIXED_STAMP = 315532800  # 1980-01-01, a SOURCE_DATE_EPOCH of reproducible builds
+MISSED_KINDS = {  # kind: what the row says it is
+    "mtime": "same size, mtime put back (cp -p, tar x, touch -d)",
+    "fixed": "copy2 of a same-size file, one fixed mtime (SOURCE_DATE_EPOCH)",
+    "importing": "a save while the restarted program still imports",
+}
+
+
+def _missed_project(bench: Bench) -> tuple[str, str]:
+    """The program's folder, the module it imports and the parent edits."""
+    folder = os.path.join(bench.tmp, "missed")
+    os.makedirs(os.path.join(bench.tmp, "missed-sources"), exist_ok=True)
+    os.makedirs(folder, exist_ok=True)
+    for name, text in (("bench_app.py", APP_SCRIPT), ("bench_asgi.py", ASGI_SCRIPT)):
+        with open(os.path.join(folder, name), "w") as f:
+            f.write(text)
+    return folder, os.path.join(folder, "bench_save_target.py")
+
+
+def _same_size(value: int) -> str:
+    """The module's text for a six-digit `value`: always the same size."""
+    return f"VALUE = {value}\n"
+
+
+def _put_mtime_back(path: str, value: int) -> None:
+    """Rewrite `path` in place, same size, and put its times back (cp -p)."""
+    st = os.stat(path)
+    with open(path, "w") as f:
+        f.write(_same_size(value))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def _copy_fixed(path: str, value: int) -> None:
+    """``shutil.copy2`` over `path` a same-size file stamped FIXED_STAMP."""
+    import shutil
+
+    sources = os.path.join(os.path.dirname(os.path.dirname(path)), "missed-sources")
+    source = os.path.join(sources, os.path.basename(path))
+    with open(source, "w") as f:
+        f.write(_same_size(value))
+    os.utime(source, (FIXED_STAMP, FIXED_STAMP))
+    shutil.copy2(source, path)
+
+
+def _wait_for(program: _Program, what: str, count: int, timeout: float) -> bool:
+    """Wait until `count` `what` events are there; False after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while program.seen(what) < count:
+        if program.proc.poll() is not None:
+            raise BenchError(f"the program ended; see {program.log}")
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def _wait_watching(program: _Program) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while not program.watching():
+        if program.proc.poll() is not None or time.monotonic() > deadline:
+            raise BenchError(f"the program is not watching; see {program.log}")
+        time.sleep(0.005)
+
+
+class _MissedTrials:
+    """K edits of one kind to a program running under one watcher."""
+
+    def __init__(self, bench: Bench, watcher: Watcher, kind: str) -> None:
+        self.bench, self.watcher, self.kind = bench, watcher, kind
+        self.folder, self.target = _missed_project(bench)
+        self.value = 100000  # the module's VALUE: six digits, one per version
+        self.missed = self.stale = self.late = 0
+        # The module as the program first imports it: dated a day back, or
+        # stamped like the files the fixed-stamp copies bring.
+        stamp = FIXED_STAMP if kind == "fixed" else time.time() - 86400
+        with open(self.target, "w") as f:
+            f.write(_same_size(self.value))
+        os.utime(self.target, (stamp, stamp))
+        self.program = self.start(FIRST_SAVE_GRACE)
+
+    def start(self, grace: float) -> _Program:
+        """The program, watching, `grace` s past its watcher's set-up."""
+        importing = MISSED_IMPORTING if self.kind == "importing" else "0"
+        program = _Program(self.bench, self.watcher, self.folder, 0, "", importing)
+        _wait_watching(program)
+        time.sleep(grace)
+        return program
+
+    def next_value(self) -> int:
+        self.value += 1
+        return self.value
+
+    def edit(self) -> bool:
+        """One edit of the kind; whether a new run of the program started."""
+        runs = self.program.seen("imported-")
+        if self.kind == "mtime":
+            _put_mtime_back(self.target, self.next_value())
+        elif self.kind == "fixed":
+            _copy_fixed(self.target, self.next_value())
+        else:
+            return self.edit_while_importing()
+        # Python's byte-code cache knows a source by its mtime and size, which
+        # these edits keep: a new run may import the old version from it, so
+        # any new run counts, and one that imported the old version is stale.
+        if not _wait_for(self.program, "imported-", runs + 1, MISSED_WAIT):
+            return False
+        _wait_watching(self.program)
+        self.stale += not self.program.seen(f"imported-{self.value} ")
+        return True
+
+    def edit_while_importing(self) -> bool:
+        """A save, and another as soon as the run it starts imported it.
+
+        The second save is one byte longer, so that the byte-code cache does
+        not take it for the first one; it is made while that run still
+        imports (MISSED_IMPORTING s), before its watcher starts. Counted
+        seen when a run imports it.
+        """
+        first = self.next_value()
+        _save_text(self.target, f"VALUE = {first}\n# saved\n")
+        if not _wait_for(self.program, f"imported-{first} ", 1, RESTART_TIMEOUT):
+            raise BenchError(f"{self.watcher.label} missed an ordinary save")
+        second = self.next_value()
+        _save_text(self.target, f"VALUE = {second}\n# saved!\n")
+        self.late += self.program.watching()  # its watcher was already there
+        if not _wait_for(self.program, f"imported-{second} ", 1, MISSED_WAIT):
+            return False
+        _wait_watching(self.program)
+        return True
+
+    def run(self, trials: int) -> None:
+        import random
+
+        try:
+            for _ in range(trials):
+                time.sleep(random.uniform(0.3, 0.6))
+                if not self.edit():
+                    # Start afresh, running the file's version with its
+                    # stamps: the next trial is as independent as the first.
+                    self.missed += 1
+                    self.program.close()
+                    self.program = self.start(MISSED_REGRACE)
+        finally:
+            self.program.close()
+
+
+def _save_text(path: str, text: str) -> None:
+    """Save `text` to `path` as editors do: a temporary file renamed over it."""
+    folder, name = os.path.split(path)
+    temporary = os.path.join(folder, f".{name}.bench-tmp")
+    with open(temporary, "w") as f:
+        f.write(text)
+    os.replace(temporary, path)
+
+
+def section_missed(bench: Bench) -> None:
+    trials = bench.plan.missed_trials
+    for watcher in _watchers(bench, "missed"):
+        for kind, what in MISSED_KINDS.items():
+            _progress(f"missed: {watcher.label}, {kind}")
+            run = _MissedTrials(bench, watcher, kind)
+            run.run(trials)
+            notes = [f"{what}; no new run within {MISSED_WAIT:g} s"]
+            if run.stale:
+                notes.append(
+                    f"{run.stale} new run(s) imported the old version "
+                    "(Python's byte-code cache: same mtime and size)"
+                )
+            if run.late:
+                notes.append(f"{run.late} save(s) came after the watcher started")
+            mine = watcher.kind == "reloader"
+            bench.add(
+                "missed",
+                f"missed, {kind}: {watcher.label}",
+                [],
+                text=f"{run.missed} of {trials}",
+                target="0" if mine else "",
+                ok=run.missed == 0 if mine else None,
+                note="; ".join(notes),
+            )
+
+
 def print_table(bench: Bench, header: str) -> None:
     width = max(len(row.name) for row in bench.rows) + 2
     print(header)
@@ -2353,7 +2592,11 @@ def main(argv: list[str] | None = None) -> int:
     sections = (
         args.only.split(",")
         if args.only
-        else [s for s in SECTIONS if s not in OPTIONAL]
+        else [
+            s
+            for s in SECTIONS
+            if s not in OPTIONAL and not (args.quick and s in NOT_QUICK)
+        ]
     )
     if args.peers and not args.only:
         sections.append("peers")
@@ -2393,6 +2636,7 @@ SECTION_FUNCS: dict[str, Callable[[Bench], None]] = {
     "tree": section_tree,
     "peers": section_peers,
     "refused": section_refused,
+    "missed": section_missed,
 }
 
 
