@@ -470,6 +470,7 @@ class _State:
 
         def on_change(changed: "dict[str, str]") -> None:
             _announce(changed)
+            _drop_cached_bytecode(changed)
             self.restart_on(loop)
 
         return on_change
@@ -2804,6 +2805,28 @@ def _restore_echo() -> None:
             termios.tcsetattr(fd, termios.TCSANOW, attributes)
     except (AttributeError, OSError, ValueError, termios.error):
         pass  # no usable stdin: nothing to restore
+
+
+def _drop_cached_bytecode(paths: "Iterable[str]") -> None:
+    """Delete the ``__pycache__`` files of the changed ``.py`` files.
+
+    Python takes a cached .pyc as current while the source's mtime, in whole
+    seconds, and size are what it recorded: after an edit that keeps both
+    (``cp -p``, ``os.utime`` back, a same-size edit in the second of the last
+    import) the next run would import the old code. Without the file, the
+    next import compiles the source. Best effort: a cache that cannot be
+    deleted (read-only) stays.
+    """
+    from importlib.util import cache_from_source
+
+    for path in paths:
+        if not path.endswith(".py"):
+            continue
+        for optimization in ("", 1, 2):  # plain, -O, -OO
+            try:
+                os.unlink(cache_from_source(path, optimization=optimization))
+            except (OSError, ValueError, NotImplementedError):
+                pass  # none, not ours to delete, or no cache on this Python
 
 
 # Ending a run

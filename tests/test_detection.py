@@ -67,13 +67,31 @@ reloader.start(check_time=50)
 """
 
 
+def with_bytecode(tmp_path: Path) -> dict[str, str | None]:
+    """The environment of a child that writes byte code, as users' Pythons do.
+
+    Python takes a cached .pyc as current while the source keeps its mtime
+    (whole seconds) and size, so these edits would restart into the old
+    code if reloader left the cache as it was.
+    """
+    return {
+        "PYTHONDONTWRITEBYTECODE": None,
+        "PYTHONPYCACHEPREFIX": str(tmp_path / "pyc"),
+    }
+
+
+def cached(tmp_path: Path, name: str) -> list[Path]:
+    return list((tmp_path / "pyc").rglob(f"{name}.*.pyc"))
+
+
 @pytest.mark.parametrize("edit", [utime_back, cp_p, touch_d], ids=lambda f: f.__name__)
 def test_edit_keeping_mtime_size_and_inode_restarts(spawn, tmp_path, edit):
     mod = write_old(tmp_path / "mod.py", value("A"))
     fixed = mod.stat().st_mtime_ns // 10**9 * 10**9  # a fixed date, as archives have
     os.utime(mod, ns=(fixed, fixed))
-    child = spawn(program(tmp_path, KEEPS_ALL_THREE))
+    child = spawn(program(tmp_path, KEEPS_ALL_THREE), env=with_bytecode(tmp_path))
     child.wait_for(r"^ready run=1 ")
+    assert cached(tmp_path, "mod"), "the first run wrote no byte code for mod.py"
     wait_scans(child, tmp_path, count=2)
     # Past the racy window (2 s from its last stamp, the ctime of the write
     # above), content is no longer compared: only the ctime can tell.
@@ -159,7 +177,8 @@ def test_same_second_edit_on_a_coarse_file_system_restarts(spawn, coarse_folder,
     mod = write(coarse_folder / "mod.py", value("A"))
     gated = when == "while_it_imports"
     app = program(coarse_folder, COARSE_PROGRAM)
-    child = spawn(app, cwd=coarse_folder, env={"TEST_GATE": "1" if gated else ""})
+    env = {"TEST_GATE": "1" if gated else "", **with_bytecode(coarse_folder)}
+    child = spawn(app, cwd=coarse_folder, env=env)
     child.wait_for(r"^ready run=1 ")
     wait_scans(child, coarse_folder, count=2)
     write(mod, value("B, longer"))  # a plain edit: restarts
