@@ -2492,9 +2492,8 @@ class _Watcher:
         for path in self.muted.intersection(changed):
             if not self.early(path):
                 # Changed well after the start: the user's edit, not the
-                # program's; it counts, and the file is watched as before.
-                self.muted.discard(path)
-                self.loops.pop(path, None)
+                # program's. It counts; the program's own writes at the next
+                # start stay muted (count_loops() keeps the count).
                 continue
             del changed[path]
             self.report_once(

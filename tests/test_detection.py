@@ -11,6 +11,7 @@ that nothing restarted.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -409,6 +410,19 @@ def test_file_written_at_every_start_stops_counting_after_a_few_restarts(
     write(data / "other.txt", "an edit of another file in the folder")
     child.wait_for(rf"^ready run={settled + 2} ")
     assert child.output().count(said) <= 3  # once per run at the most
+    # An edit of the muted file well after the start is the user's: it
+    # counts, and the program's own write at the next start stays muted.
+    time.sleep(6)  # past _EARLY_NS (5 s) from this run's start
+    with open(data / "app.log", "a") as f:
+        f.write("edited by the user\n")
+    child.wait_for(rf"^ready run={settled + 3} ")
+    write(data / "other.txt", "a second edit of another file")
+    child.wait_for(rf"^ready run={settled + 4} ")
+    restarts = re.findall(r"\S+ modified; restarting", child.output())
+    assert restarts[-2:] == [
+        "data/app.log modified; restarting",
+        "data/other.txt modified; restarting",
+    ]
 
 
 # ---------------------------------------------------------------------------
