@@ -197,6 +197,23 @@ def child_env(overrides: Mapping[str, str | None] | None) -> dict[str, str]:
 Spawn = Callable[..., Child]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def sigint_reaches_children() -> Iterator[None]:
+    """Let child processes take SIGINT even where this process ignores it.
+
+    A shell starts a background job with SIGINT ignored (``python
+    tests/run.py &``); an ignored signal stays ignored across exec, Python
+    then installs no handler for it, and the wrapper keeps it ignored, as a
+    background job's must be. A handled one is reset to the default in the
+    child, so the tests that press Ctrl-C reach their children.
+    """
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.fixture
 def spawn(tmp_path: Path) -> Iterator[Spawn]:
     """Start child processes; kill their process groups at teardown."""

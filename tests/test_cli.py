@@ -275,22 +275,6 @@ def test_usage_errors_exit_2(split, tmp_path, args, message):
 # Ctrl-C.
 
 
-@pytest.fixture
-def sigint_reaches_children() -> Iterator[None]:
-    """Let child processes take SIGINT even where this process ignores it.
-
-    A shell starts a background job with SIGINT ignored; an ignored signal
-    stays ignored across exec, and Python then installs no handler for it. A
-    handled one is reset to the default in the child.
-    """
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
-
-
-@pytest.mark.usefixtures("sigint_reaches_children")
 @pytest.mark.parametrize("when", ["program running", "waiting"])
 def test_ctrl_c_exits_130_without_traceback(spawn, tmp_path, when):
     body = (

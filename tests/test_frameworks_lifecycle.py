@@ -15,7 +15,6 @@ import os
 import signal
 import textwrap
 import urllib.request
-from collections.abc import Iterator
 
 import pytest
 from conftest import free_port, ready_code, write
@@ -26,16 +25,6 @@ WRAPPER = ("-m", "reloader", "--check-time", "50")
 pytestmark = pytest.mark.skipif(
     not os.path.exists("/proc/self/stat"), reason="counts processes in /proc"
 )
-
-
-@pytest.fixture(autouse=True)
-def sigint_reaches_children() -> Iterator[None]:
-    """Let child processes take SIGINT even where this process ignores it."""
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
 
 
 def get(port: int) -> str:

@@ -18,7 +18,6 @@ import signal
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -48,20 +47,6 @@ def source(text: str) -> str:
 
 def lines(text: str, prefix: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith(prefix)]
-
-
-@pytest.fixture(autouse=True)
-def sigint_reaches_children() -> Iterator[None]:
-    """Let child processes take SIGINT even where this process ignores it.
-
-    A shell starts a background job with SIGINT ignored, and an ignored
-    signal stays ignored across exec (as in test_cli.py).
-    """
-    previous = signal.getsignal(signal.SIGINT)
-    if previous is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
 
 
 # ---------------------------------------------------------------------------
