@@ -2437,16 +2437,35 @@ class _Watcher:
         self.next_loops = self.count_loops(ready)
         return ready
 
+    def list_files(self) -> None:
+        """List the watched folders now, before the first scan.
+
+        A file that appears in one from then on is new there (``created``),
+        however late the first scan comes. The wrapper calls it before the
+        program runs: a program that ends at once must not leave the folders
+        unlisted while the user already adds files.
+        """
+        with self.poll_lock:
+            self.take_handover()
+            if self.targets.refresh():
+                self.modules_changed = time.monotonic()
+                self.set_files()
+
+    def take_handover(self) -> None:
+        """Start from what the previous run handed over; see _Handover."""
+        if self.handover is None:
+            return
+        handover = _Handover(self.handover)
+        self.handover = None
+        self.prints.take(handover)
+        self.targets.since = self.prints.since
+        self.loops = handover.loops
+        self.muted = {p for p, n in self.loops.items() if n >= _LOOP_RESTARTS}
+        self.distrusted = set(handover.distrusted)
+
     def scan(self) -> "dict[str, str]":
         """Bring the list of files up to date, stat them; return the changed."""
-        if self.handover is not None:
-            handover = _Handover(self.handover)
-            self.handover = None
-            self.prints.take(handover)
-            self.targets.since = self.prints.since
-            self.loops = handover.loops
-            self.muted = {p for p, n in self.loops.items() if n >= _LOOP_RESTARTS}
-            self.distrusted = set(handover.distrusted)
+        self.take_handover()
         news = self.news
         if news is not None:
             news.drain(self.targets)  # what happened since the wake
@@ -4051,6 +4070,7 @@ class _Wrapper:
             _state.watcher.poll_only = True
         interval = _check_interval(options.check_time)
         _state.grace = options.grace
+        _state.watcher.list_files()
         _state.start(None, interval, owner="wrapper")
         # See "Keeping a listening socket across restarts".
         _state.sockets.install()
