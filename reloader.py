@@ -2121,6 +2121,7 @@ class _News:
         self.named_since_poll: set[str] = set()
         self.lost = True  # the first scan with news is a full one: see _Watcher
         self.relist = False  # a watched folder's listing may have changed
+        self.unknown = False  # a .py file not watched yet changed: see drain()
         self.relist_always = False  # some watched folder is not covered
         self.idle_reads: list[float] = []  # when reads named nothing watched
 
@@ -2194,7 +2195,7 @@ class _News:
 
         Raises ``OSError`` if the source fails.
         """
-        if self.lost or self.named or self.relist:
+        if self.lost or self.named or self.relist or self.unknown:
             return stop.is_set()  # news taken in but not looked at yet
         deadline = time.monotonic() + interval
         while True:
@@ -2238,12 +2239,15 @@ class _News:
             elif path.endswith(".py"):
                 # Perhaps a module imported since the last look, not in the
                 # list yet: the scan this wakes brings the list up to date.
-                found = True
+                # Remembered, for a drain at the end of a scan (whose list
+                # was made before the import) wakes nothing.
+                self.unknown = found = True
         self.named_since_poll |= self.named
         return found
 
     def take(self) -> "set[str]":
         named, self.named, self.relist = self.named, set(), False
+        self.unknown = False
         return named
 
     def heal(self, changed: "Iterable[str]", covered: "Iterable[str]") -> bool:

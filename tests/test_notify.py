@@ -419,6 +419,46 @@ def test_module_imported_late_and_edited_at_once_restarts_without_a_full_scan(
     assert "lib/late.py modified; restarting" in child.output()
 
 
+# The same, with the import and the edit made while a full scan runs, after
+# it made its list of files: the scan reads the edit's event at its end.
+EDITED_DURING_THE_FULL_SCAN = """
+import importlib
+import threading
+
+_stat = os.stat
+
+
+def _stat_then_edit(path, *args, **kwargs):
+    result = _stat(path, *args, **kwargs)
+    if (
+        path == os.path.abspath(__file__)
+        and threading.current_thread().name == "reloader"
+        and _scans() == 3  # the full scan that follows the first one
+        and "late" not in sys.modules
+    ):
+        late = importlib.import_module("late")
+        with open(late.__file__, "a") as f:
+            f.write("EDITED = True\\n")
+    return result
+
+
+os.stat = _stat_then_edit
+"""
+
+
+def test_module_imported_and_edited_during_a_full_scan_restarts_at_once(
+    spawn, tmp_path
+):
+    write(tmp_path / "lib" / "mod.py", value("A"))  # lib is watched
+    write(tmp_path / "lib" / "late.py", value("late"))
+    body = "import mod\n" + EDITED_DURING_THE_FULL_SCAN
+    child = spawn(notified_program(tmp_path, body))
+    # Not at the next safety poll, 10 s later: that would be a full scan.
+    restarted_without_a_full_scan(child, before=3)
+    child.wait_for(r"^ready run=2 ")
+    assert "lib/late.py modified; restarting" in child.output()
+
+
 def test_file_moved_into_a_watched_folder_restarts_without_a_full_scan(spawn, tmp_path):
     # One event (IN_MOVED_TO), about a file not in the list yet.
     write(tmp_path / "data" / "a.txt", "a")
