@@ -2451,9 +2451,17 @@ class _Watcher:
         """
         with self.poll_lock:
             self.take_handover()
-            if self.targets.refresh():
-                self.modules_changed = time.monotonic()
-                self.set_files()
+            self.refresh()
+
+    def refresh(self, walk: bool = True, lost: bool = False) -> None:
+        """Bring the list of files up to date; on a change, regroup them.
+
+        ``lost``: the source lost track, so set_files() runs anyway, which
+        also adds the watches it dropped.
+        """
+        if self.targets.refresh(walk=walk) or lost:
+            self.modules_changed = time.monotonic()
+            self.set_files()
 
     def take_handover(self) -> None:
         """Start from what the previous run handed over; see _Handover."""
@@ -2476,10 +2484,7 @@ class _Watcher:
         full = news is None or news.lost or time.monotonic() >= self.next_safety_poll
         relist = news is None or full or news.relist or news.relist_always
         lost = news is not None and news.lost
-        if self.targets.refresh(walk=relist) or lost:
-            # After a lost track, set_files() also adds the dropped watches.
-            self.modules_changed = time.monotonic()
-            self.set_files()
+        self.refresh(walk=relist, lost=lost)
         if full:
             cpu = time.thread_time()
             if news is not None:

@@ -1603,12 +1603,17 @@ def _project(bench: Bench, n: int) -> str:
 
 def _save(path: str, index: int) -> float:
     """Save `path` as editors do, a temporary file renamed over it; the time."""
+    _save_text(path, f"VALUE = {index}\n# saved {index} times\n")
+    return time.time()
+
+
+def _save_text(path: str, text: str) -> None:
+    """Save `text` to `path` as editors do: a temporary file renamed over it."""
     folder, name = os.path.split(path)
     temporary = os.path.join(folder, f".{name}.bench-tmp")
     with open(temporary, "w") as f:
-        f.write(f"VALUE = {index}\n# saved {index} times\n")
+        f.write(text)
     os.replace(temporary, path)
-    return time.time()
 
 
 class _Program:
@@ -2465,15 +2470,6 @@ class _MissedTrials:
                     self.program = self.start(MISSED_REGRACE)
         finally:
             self.program.close()
-
-
-def _save_text(path: str, text: str) -> None:
-    """Save `text` to `path` as editors do: a temporary file renamed over it."""
-    folder, name = os.path.split(path)
-    temporary = os.path.join(folder, f".{name}.bench-tmp")
-    with open(temporary, "w") as f:
-        f.write(text)
-    os.replace(temporary, path)
 
 
 def section_missed(bench: Bench) -> None:
